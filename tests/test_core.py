@@ -1,0 +1,71 @@
+import json, os, random
+import numpy as np, pytest, torch
+from course_lib.core import get_profile, by_profile, get_device, set_seed, env_report, record, data_path, data_dir, Timer, RUN_METRICS
+
+
+def test_profile_from_argument_env_and_auto(monkeypatch):
+    monkeypatch.setenv('COURSE_PROFILE', 'smoke')
+    assert get_profile() == 'smoke'
+    assert get_profile('full') == 'full'
+    monkeypatch.setenv('COURSE_PROFILE', 'auto')
+    assert get_profile() == ('full' if torch.cuda.is_available() else 'workshop')
+    assert by_profile(1, 2, 3, profile='smoke') == 1 and by_profile(1, 2, 3, profile='full') == 3
+
+
+def test_unknown_profile_names_the_choices():
+    with pytest.raises(ValueError, match='smoke'):
+        get_profile('tiny')
+
+
+def test_device_override_and_unavailable_device(monkeypatch):
+    assert get_device('cpu').type == 'cpu'
+    monkeypatch.setenv('COURSE_DEVICE', 'cpu')
+    assert get_device().type == 'cpu'
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='not available'):
+            get_device('cuda')
+        monkeypatch.setenv('COURSE_DEVICE', 'cuda')
+        with pytest.raises(RuntimeError, match="device='cpu'"):
+            get_device()
+
+
+def test_seed_makes_python_numpy_torch_repeat():
+    set_seed(7); a = (random.random(), np.random.rand(), torch.randn(3))
+    set_seed(7); b = (random.random(), np.random.rand(), torch.randn(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+    with pytest.raises(ValueError):
+        set_seed(-1)
+
+
+def test_env_report_has_versions_and_device(capsys):
+    info = env_report(profile='smoke')
+    assert info['torch'] == torch.__version__ and info['device'] == 'cpu' and info['profile'] == 'smoke'
+    assert 'torch' in capsys.readouterr().out
+
+
+def test_record_writes_metrics_file(tmp_path, monkeypatch):
+    f = tmp_path / 'm.json'
+    monkeypatch.setenv('COURSE_METRICS_FILE', str(f))
+    record('unit.a', 0.5); record('unit.b', torch.tensor(2.0))
+    assert json.loads(f.read_text()) == {'unit.a': 0.5, 'unit.b': 2.0}
+    assert RUN_METRICS['unit.b'] == 2.0
+    with pytest.raises(ValueError, match='chapter.metric'):
+        record('no_dot', 1)
+
+
+def test_data_path_finds_shipped_files_and_explains_missing_ones():
+    assert data_path('shakespeare.txt').stat().st_size > 1_000_000
+    assert (data_dir() / 'README.md').exists()
+    with pytest.raises(FileNotFoundError, match='data/README.md'):
+        data_path('missing.txt')
+
+
+def test_data_dir_env_override(tmp_path, monkeypatch):
+    monkeypatch.setenv('COURSE_DATA_DIR', str(tmp_path))
+    (tmp_path / 'x.txt').write_text('hi')
+    assert data_path('x.txt').read_text() == 'hi'
+
+
+def test_timer():
+    with Timer() as t: sum(range(1000))
+    assert t.seconds >= 0
