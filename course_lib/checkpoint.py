@@ -121,7 +121,7 @@ def load_checkpoint(learn, path) -> dict:
     learn.step, learn.epoch = state['step'], state['epoch']
     acc = state['epoch_accumulators']
     learn._epoch_samples, learn._epoch_tokens, learn._epoch_seconds = acc['samples'], acc['tokens'], acc['seconds']
-    learn._epoch_loss_sum = torch.tensor(acc['loss_sum'], device=learn.device)
+    learn._epoch_loss_sum = acc['loss_sum']
     for key in ('rng_state', 'epoch_rng_state'):
         state[key] = {**state[key], 'numpy': _numpy_state_from_py(state[key]['numpy'])}
     print(f"[checkpoint] resumed from {ckpt.name}: step {learn.step}, epoch {learn.epoch}, batch {state['batch_idx']}")

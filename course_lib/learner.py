@@ -45,8 +45,8 @@ def _describe(preds, y) -> str:
     return (f"predictions: shape {tuple(preds.shape)}, dtype {preds.dtype}; "
             f"labels: shape {tuple(y.shape)}, dtype {y.dtype}")
 
-def check_loss_inputs(loss_func, preds, y) -> None:
-    "Raise `LossInputError` with the fix when `preds` and `y` cannot be right for `loss_func`."
+def check_loss_inputs(loss_func, preds, y, check_values: bool = True) -> None:
+    "Raise `LossInputError` with the fix when `preds` and `y` cannot be right for `loss_func` (`check_values`: also label range)."
     if not isinstance(preds, torch.Tensor) or not isinstance(y, torch.Tensor): return
     kind, desc = _loss_kind(loss_func), _describe(preds, y)
     if kind == 'class':
@@ -62,7 +62,7 @@ def check_loss_inputs(loss_func, preds, y) -> None:
                 raise LossInputError(f"Cross-entropy labels must have shape {tuple(expected)} (one class index per "
                                      f"prediction row); got {desc}. Fix: y.view(-1) or check your batching.")
             n_classes = preds.shape[1] if preds.dim() > 1 else 0
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes) and not (y == -100).any():
+            if check_values and y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes) and not (y == -100).any():
                 raise LossInputError(f"A label is outside 0..{n_classes - 1} for {n_classes} output classes "
                                      f"(min {int(y.min())}, max {int(y.max())}); got {desc}. Fix: make the last layer "
                                      f"output as many units as there are classes, or re-index the labels from 0.")
@@ -270,6 +270,7 @@ class Learner:
         self.history, self.opt, self.scheduler = History(), None, None
         self.step, self.epoch, self.batch_idx = 0, 0, 0
         self._forward_model, self._compile_checked = self.model, True
+        self._devices_checked = self._labels_checked = False
         self.cbs = []
         if progress:
             from course_lib.progress import ProgressCB
@@ -326,7 +327,8 @@ class Learner:
         return self._loss(preds, y), preds, y
 
     def _loss(self, preds, y):
-        check_loss_inputs(self.loss_func, preds, y)
+        check_loss_inputs(self.loss_func, preds, y, check_values=not self._labels_checked)  # label values: first batch
+        self._labels_checked = True
         try: return self.loss_func(preds, y)
         except (RuntimeError, ValueError, IndexError) as e:
             raise LossInputError(f"The loss function failed ({e}). {_describe(preds, y)}. Check the labels' dtype "
@@ -355,14 +357,17 @@ class Learner:
         self._forward_model = self.model
         return self._forward(batch)
 
-    def _check_finite(self, loss):
-        if not torch.isfinite(loss.detach()).all():
+    def _check_finite(self, loss) -> float:
+        "The loss as a Python float; raise `NonFiniteLossError` if it is NaN or infinite."
+        value = loss.detach().float().item()
+        if not math.isfinite(value):
             lr = self.opt.param_groups[0]['lr'] if self.opt else self.lr
             raise NonFiniteLossError(
-                f"Loss is {loss.item()} at step {self.step} (epoch {self.epoch}, batch {self.batch_idx}, lr {lr:.3g}). "
+                f"Loss is {value} at step {self.step} (epoch {self.epoch}, batch {self.batch_idx}, lr {lr:.3g}). "
                 f"Likely causes: learning rate too high (try 10x lower, or warmup / max_grad_norm=1.0); NaN or inf in "
                 f"the inputs (check torch.isfinite(x).all()); log(0) or division by zero in a custom loss; fp16 "
                 f"overflow (use precision='bf16' or 'fp32').")
+        return value
 
     # -- one training batch --------------------------------------------------------------------------------
     def _train_batch(self, batch, group_size):
@@ -371,14 +376,14 @@ class Learner:
         self.callback('before_batch')
         with autocast_context(self.precision, self.device):
             self.loss, self.preds, self.labels = self._forward_checked(self.batch)
-        self._check_finite(self.loss)
+        loss_value = self._check_finite(self.loss)     # one device sync per batch, reused below
         self.callback('after_loss')
         scaled = self.loss / group_size
         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-        self._group_loss += self.loss.detach().float() / group_size
+        self._group_loss += loss_value / group_size
         n, t = _batch_size(self.batch), _token_count(self.batch)
         self._epoch_samples += n; self._epoch_tokens += t or 0
-        self._epoch_loss_sum += self.loss.detach().float() * n
+        self._epoch_loss_sum += loss_value * n
         self._in_group += 1
         if self._in_group == group_size: self._optimizer_step()
         self.callback('after_batch')
@@ -393,21 +398,21 @@ class Learner:
         if self.scheduler is not None: self.scheduler.step()
         self.step += 1
         if self.step % self.log_every == 0:
-            rec = {'step': self.step, 'epoch': self.epoch, 'loss': self._group_loss.item(),
+            rec = {'step': self.step, 'epoch': self.epoch, 'loss': self._group_loss,
                    'lr': self.opt.param_groups[0]['lr']}
             if self.max_grad_norm is not None: rec['grad_norm'] = self.grad_norm
             self.history.steps.append(rec)
-        self._group_loss, self._in_group = torch.zeros((), device=self.device), 0
+        self._group_loss, self._in_group = 0.0, 0
         self.callback('after_step')
         if self.max_steps is not None and self.step >= self.max_steps: raise CancelFitException()
 
     # -- epochs --------------------------------------------------------------------------------------------
     def _train_epoch(self, skip_batches=0, resume_rng=None):
         self.model.train(); self.training = True
-        self._group_loss, self._in_group = torch.zeros((), device=self.device), 0
+        self._group_loss, self._in_group = 0.0, 0
         if skip_batches == 0:
             self._epoch_samples = self._epoch_tokens = 0
-            self._epoch_loss_sum = torch.zeros((), device=self.device)
+            self._epoch_loss_sum = 0.0
             self._epoch_seconds = 0.0
         self.callback('before_epoch')
         generator = getattr(self.train_dl, 'generator', None)
@@ -500,7 +505,7 @@ class Learner:
                 if not self.history.epochs or self.history.epochs[-1]['epoch'] != start_epoch: self._end_epoch()
                 start_epoch, skip, resume_rng = start_epoch + 1, 0, None
                 _set_rng_state(state['rng_state'])
-        self._devices_checked = False
+        self._devices_checked = self._labels_checked = False
         self.fit_start = time.perf_counter()
         try:
             self.callback('before_fit')
@@ -517,7 +522,7 @@ class Learner:
 
     def _end_epoch(self, final=False):
         rec = {'epoch': self.epoch, 'step': self.step,
-               'train_loss': (self._epoch_loss_sum / max(1, self._epoch_samples)).item(),
+               'train_loss': self._epoch_loss_sum / max(1, self._epoch_samples),
                'seconds': self._epoch_seconds, 'samples_per_s': self._epoch_samples / max(self._epoch_seconds, 1e-9)}
         if self._epoch_tokens: rec['tokens_per_s'] = self._epoch_tokens / max(self._epoch_seconds, 1e-9)
         if self.valid_dl is not None:
