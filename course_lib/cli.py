@@ -111,9 +111,11 @@ def _device_name() -> str:
 
 def run_notebook(path: Path, out_path: Path, profile: str, timeout: int = 3600, extra_env: dict | None = None) -> dict:
     "Execute one notebook in a fresh kernel; return its report entry (path, status, seconds, metrics, error)."
-    import nbformat, tempfile
+    import nbformat, tempfile, warnings
     from nbclient import NotebookClient
-    nb = nbformat.read(path, as_version=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')          # notebooks without cell ids (nbformat 4.4) are fine
+        nb = nbformat.read(path, as_version=4)
     metrics_file = Path(tempfile.mkstemp(suffix='.json')[1]); metrics_file.write_text('{}')
     env_backup = dict(os.environ)
     os.environ.update({'COURSE_PROFILE': profile, 'COURSE_METRICS_FILE': str(metrics_file),
@@ -127,7 +129,9 @@ def run_notebook(path: Path, out_path: Path, profile: str, timeout: int = 3600, 
         os.environ.clear(); os.environ.update(env_backup)
     seconds = time.perf_counter() - start
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        nbformat.write(nb, out_path)
     try: metrics = json.loads(metrics_file.read_text() or '{}')
     except json.JSONDecodeError: metrics = {}
     metrics_file.unlink(missing_ok=True)
