@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 # %% auto 0
-__all__ = ['load_digits_splits', 'tensor_loader', 'MLP']
+__all__ = ['load_digits_splits', 'tensor_loader', 'MLP', 'finetune_model']
 
 # %% ../nbs/40_digits_mlp.ipynb 7
 def load_digits_splits(test_size: float = 0.2, valid_size: float = 0.2, seed: int = 0) -> dict:
@@ -38,3 +38,11 @@ class MLP(nn.Module):
         self.body = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Dropout(dropout))
         self.head = nn.Linear(n_hidden, n_out)
     def forward(self, x): return self.head(self.body(x.flatten(1)))
+
+# %% ../nbs/40_digits_mlp.ipynb 24
+def finetune_model(pretrained: MLP, n_out: int) -> MLP:
+    "A new MLP with a copy of `pretrained`'s body and a freshly initialised `n_out`-way head."
+    hidden = pretrained.head.in_features
+    model = MLP(pretrained.body[0].in_features, hidden, n_out, dropout=pretrained.body[2].p)
+    model.body.load_state_dict(pretrained.body.state_dict())
+    return model
