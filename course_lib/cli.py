@@ -186,7 +186,21 @@ def main(argv=None) -> int:
     run.add_argument('notebooks', nargs='*', help='notebooks to run (default: every notebook in nbs/)')
     run.add_argument('--profile', default=None, help='smoke, workshop, full or auto (default: $COURSE_PROFILE or auto)')
     run.add_argument('--out', default=None, help='output folder (default: runs/<profile>)')
+    rel = sub.add_parser('release', help='write a copy of the course for students, solutions replaced by stubs')
+    rel.add_argument('--student', required=True, metavar='OUT_DIR', help='folder to write the student copy to')
+    grade = sub.add_parser('grade', help='run submitted notebooks and report each exercise as pass/fail')
+    grade.add_argument('notebooks', nargs='+')
+    grade.add_argument('--timeout', type=int, default=1800, help='seconds per cell (default 1800: training cells need time)')
+    grade.add_argument('--profile', default='smoke', help='profile the notebooks run in (default smoke)')
+    grade.add_argument('--json', default=None, help='also write the results to this JSON file')
     args = parser.parse_args(argv)
+    if args.command == 'release':
+        from course_lib.teaching import release_student
+        release_student(args.student); return 0
+    if args.command == 'grade':
+        from course_lib.teaching import grade_notebooks
+        results = grade_notebooks(args.notebooks, args.timeout, args.profile, args.json)
+        return 0 if all(r['passed'] == r['total'] for r in results) else 1
     if args.command == 'doctor':
         return 0 if all(ok for ok, *_ in doctor()) else 1
     if args.command == 'run':

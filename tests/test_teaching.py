@@ -1,0 +1,84 @@
+import json, re, warnings
+from pathlib import Path
+import nbformat, pytest
+from course_lib.teaching import has_solution, find_exercises, strip_solutions, student_notebook, release_student, grade_notebook, exercise_key
+from course_lib.cli import list_notebooks, main
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = list_notebooks(ROOT / 'nbs')
+CHAPTERS = [p for p in NOTEBOOKS if re.match(r'[1-9]\d_', p.name)]
+
+
+def read(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return nbformat.read(path, as_version=4)
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_every_solution_has_a_check_and_is_never_exported(path):
+    nb = read(path)
+    exercises = find_exercises(nb)
+    unchecked = [e['name'] for e in exercises if not e['check_cells']]
+    assert not unchecked, f"{path.name}: solutions without a check cell: {unchecked}"
+    for e in exercises:
+        for i in e['solution_cells']:
+            assert '#| export' not in nb.cells[i].source, f"{path.name}: an exported cell holds a solution"
+    assert len({e['name'] for e in exercises}) == len(exercises)
+
+
+@pytest.mark.parametrize('path', CHAPTERS, ids=lambda p: p.name)
+def test_every_chapter_has_at_least_three_checked_exercises(path):
+    exercises = [e for e in find_exercises(read(path)) if e['solution_cells'] and e['check_cells']]
+    assert len(exercises) >= 3, f"{path.name} has {len(exercises)} exercises with solution and check"
+
+
+def test_library_contains_no_solutions():
+    for py in (ROOT / 'course_lib').glob('*.py'):
+        assert not re.search(r'^\s*### BEGIN SOLUTION', py.read_text(), re.M), py
+
+
+def test_strip_solutions_keeps_indentation_and_rejects_unclosed_blocks():
+    src = "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\nprint(1)"
+    assert strip_solutions(src, 'Exercise 2') == ("def f(x):\n    # YOUR CODE HERE\n"
+                                                  "    raise NotImplementedError(\"Exercise 2: write your solution here\")\nprint(1)")
+    with pytest.raises(ValueError, match='without a matching'):
+        strip_solutions("### BEGIN SOLUTION\nx = 1", 'Exercise 1')
+    assert exercise_key('Exercise 3 (mode restored)') == 'Exercise 3'
+
+
+def _run_allowing_errors(path):
+    from nbclient import NotebookClient
+    import os
+    nb = read(path)
+    env = dict(os.environ)
+    os.environ.update({'COURSE_PROFILE': 'smoke', 'MPLBACKEND': 'Agg'}); os.environ.pop('COURSE_STRICT_CHECKS', None)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name='python3', allow_errors=True,
+                       resources={'metadata': {'path': str(path.parent)}}).execute()
+    finally:
+        os.environ.clear(); os.environ.update(env)
+    errors = [i for i, c in enumerate(nb.cells) if c.cell_type == 'code' and any(o.get('output_type') == 'error' for o in c.get('outputs', []))]
+    return nb, errors
+
+
+def test_student_copy_stubs_fail_their_checks_and_everything_else_runs(tmp_path):
+    written = release_student(tmp_path / 'student', root=ROOT)
+    assert {p.name for p in written} == {p.name for p in NOTEBOOKS}
+    assert (tmp_path / 'student' / 'data' / 'README.md').exists() and (tmp_path / 'student' / 'course_lib' / 'learner.py').exists()
+    for p in written:
+        assert not any(has_solution(c.source) for c in read(p).cells if c.cell_type == 'code'), p
+    path = tmp_path / 'student' / 'nbs' / '40_digits_mlp.ipynb'
+    nb, errors = _run_allowing_errors(path)
+    exercises = find_exercises(read(ROOT / 'nbs' / '40_digits_mlp.ipynb'))
+    allowed = {i for e in exercises for i in e['solution_cells'] + e['check_cells']}
+    assert errors and set(errors) <= allowed, f"cells other than exercises failed: {sorted(set(errors) - allowed)}"
+    grade = grade_notebook(path)
+    assert grade['total'] == len(exercises) and grade['passed'] == 0
+
+
+def test_grading_the_reference_notebook_passes_everything(tmp_path):
+    out = tmp_path / 'grade.json'
+    code = main(['grade', str(ROOT / 'nbs' / '40_digits_mlp.ipynb'), '--json', str(out)])
+    result = json.loads(out.read_text())
+    assert code == 0 and result['passed'] == result['total'] >= 3
