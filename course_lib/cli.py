@@ -193,7 +193,26 @@ def main(argv=None) -> int:
     grade.add_argument('--timeout', type=int, default=1800, help='seconds per cell (default 1800: training cells need time)')
     grade.add_argument('--profile', default='smoke', help='profile the notebooks run in (default smoke)')
     grade.add_argument('--json', default=None, help='also write the results to this JSON file')
+    plan = sub.add_parser('plan', help='propose the chapters that fit a workshop of H hours')
+    plan.add_argument('--hours', type=float, required=True)
+    plan.add_argument('--profile', default='workshop')
+    site = sub.add_parser('site', help='build a static HTML site of the executed chapters')
+    site.add_argument('out_dir')
+    site.add_argument('--runs', default=None, help='folder of executed notebooks (default: newest of runs/full, runs/workshop, runs/smoke)')
+    sub.add_parser('timings', help="write each notebook's reading time and measured runtimes (from runs/) into its first cell")
     args = parser.parse_args(argv)
+    if args.command == 'plan':
+        from course_lib.course_site import plan_workshop
+        plan_workshop(args.hours, args.profile); return 0
+    if args.command == 'site':
+        from course_lib.course_site import build_site, broken_links
+        build_site(args.out_dir, args.runs)
+        bad = broken_links(args.out_dir)
+        for page, target in bad: print(f"broken link in {page}: {target}")
+        return 1 if bad else 0
+    if args.command == 'timings':
+        from course_lib.course_site import update_time_lines
+        print(f"updated the Time line of {update_time_lines(repo_root() or Path.cwd())} notebooks"); return 0
     if args.command == 'release':
         from course_lib.teaching import release_student
         release_student(args.student); return 0

@@ -51,7 +51,7 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 # %% ../nbs/00_core.ipynb 10
-def set_seed(seed: int = 42, deterministic: bool = False) -> int:
+def set_seed(seed: int = 42, deterministic: bool = False) -> None:
     "Seed Python's `random`, NumPy and torch (all devices); optionally ask for deterministic kernels."
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
@@ -59,7 +59,6 @@ def set_seed(seed: int = 42, deterministic: bool = False) -> int:
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
         torch.use_deterministic_algorithms(True, warn_only=True)
         if hasattr(torch.backends, 'cudnn'): torch.backends.cudnn.benchmark = False
-    return seed
 
 # %% ../nbs/00_core.ipynb 13
 def _version(name: str) -> str:

@@ -1,0 +1,80 @@
+"Course site, workshop plan, timings and glossary; the site is opened in headless Chromium when it is installed."
+import json, re, shutil, subprocess, tempfile
+from pathlib import Path
+import pytest
+from course_lib.cli import run_notebooks, main
+from course_lib.course_site import (build_site, broken_links, internal_links, plan_workshop, collect_glossary,
+    extract_terms, time_line, update_time_lines, estimate_reading_minutes, stated_reading_minutes, _read_nb)
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('site')
+    run_notebooks(['00_core.ipynb', '40_digits_mlp.ipynb'], profile='smoke', out_dir=tmp / 'runs', root=ROOT)
+    build_site(tmp / 'site', runs_dir=tmp / 'runs', root=ROOT)
+    return tmp / 'site'
+
+
+def test_site_pages_links_and_offline_assets(site):
+    names = {p.name for p in site.glob('*.html')}
+    assert names == {'index.html', 'glossary.html', '00_core.html', '40_digits_mlp.html'}
+    assert broken_links(site) == []
+    for page in site.glob('*.html'):
+        text = page.read_text(encoding='utf-8')
+        assert not re.search(r'<script[^>]+src="https?://', text), f"{page.name} loads a script from the web"
+        assert not re.search(r'<link[^>]+href="https?://', text), f"{page.name} loads a stylesheet from the web"
+    chapter = (site / '40_digits_mlp.html').read_text(encoding='utf-8')
+    assert 'mathjax/MathJax.js' in chapter and (site / 'mathjax' / 'MathJax.js').exists()
+    assert '<img' in chapter and 'href="00_core.html"' in chapter and 'href="glossary.html"' in chapter
+    assert '多层感知机' in (site / 'glossary.html').read_text(encoding='utf-8')
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason='Chromium is not installed (apt-get install chromium); .ci/run installs it')
+def test_every_page_loads_without_console_errors_in_chromium(site, tmp_path):
+    for page in sorted(site.glob('*.html')):
+        shot = tmp_path / f'{page.stem}.png'
+        proc = subprocess.run([CHROMIUM, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+                               '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                               f'--user-data-dir={tempfile.mkdtemp()}', '--enable-logging=stderr', '--v=0',
+                               '--virtual-time-budget=8000', '--window-size=1200,900', f'--screenshot={shot}',
+                               page.as_uri()], capture_output=True, text=True, timeout=120)
+        console = [l for l in proc.stderr.splitlines() if 'CONSOLE' in l]
+        assert not console, f"{page.name}: {console}"
+        assert shot.exists() and shot.stat().st_size > 5000, proc.stderr[-2000:]
+    out = ROOT / 'runs' / 'site-screenshot.png'
+    out.parent.mkdir(exist_ok=True)
+    shutil.copy(tmp_path / '40_digits_mlp.png', out)     # kept for a human to look at
+
+
+def test_glossary_extracts_first_uses():
+    assert extract_terms('the **validation set** (验证集) and a multilayer perceptron (多层感知机, MLP)') == [
+        ('validation set', '验证集'), ('multilayer perceptron', '多层感知机')]
+    terms = {e['english']: e for e in collect_glossary(ROOT)}
+    assert terms['validation set']['chinese'] == '验证集' and terms['validation set']['chapter'] == '40_digits_mlp.ipynb'
+
+
+def test_time_lines_and_plan(tmp_path):
+    root = tmp_path / 'c'; shutil.copytree(ROOT / 'nbs', root / 'nbs', ignore=shutil.ignore_patterns('[1-9]*', '0[1-8]*'))
+    shutil.copy(ROOT / 'nbs' / '40_digits_mlp.ipynb', root / 'nbs'); (root / 'settings.ini').write_text('[DEFAULT]\n')
+    (root / 'runs' / 'smoke').mkdir(parents=True)
+    (root / 'runs' / 'smoke' / 'report.json').write_text(json.dumps({'profile': 'smoke', 'device': 'cpu', 'notebooks': [
+        {'path': 'nbs/00_core.ipynb', 'status': 'ok', 'seconds': 3.0, 'metrics': {}},
+        {'path': 'nbs/40_digits_mlp.ipynb', 'status': 'ok', 'seconds': 600.0, 'metrics': {}}]}))
+    assert update_time_lines(root) == 2
+    nb = _read_nb(root / 'nbs' / '40_digits_mlp.ipynb')
+    assert nb.cells[0].source.splitlines()[0].startswith('# Project') and 'smoke 10.0 min (cpu)' in nb.cells[0].source
+    reading = stated_reading_minutes(nb)
+    assert reading == estimate_reading_minutes(nb) and update_time_lines(root) == 0       # idempotent
+    plan = plan_workshop(100, profile='smoke', root=root, show=False)
+    assert [p['chapter'] for p in plan if p['chapter'] != 'break'] == ['00_core.ipynb', '40_digits_mlp.ipynb']
+    first_minutes = plan[0]['minutes']
+    short = plan_workshop((first_minutes + 1) / 60, profile='smoke', root=root, show=False)
+    assert [p['chapter'] for p in short] == ['00_core.ipynb']
+
+
+def test_plan_command_prints_a_schedule(capsys):
+    assert main(['plan', '--hours', '2', '--profile', 'smoke']) == 0
+    assert 'Workshop of 2 h' in capsys.readouterr().out
