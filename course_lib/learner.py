@@ -45,10 +45,17 @@ def _describe(preds, y) -> str:
     return (f"predictions: shape {tuple(preds.shape)}, dtype {preds.dtype}; "
             f"labels: shape {tuple(y.shape)}, dtype {y.dtype}")
 
+class _LazyDescription:
+    "Formats shapes and dtypes only when an error message needs them (this check runs on every batch)."
+    def __init__(self, preds, y): self.preds, self.y = preds, y
+    def __format__(self, spec): return _describe(self.preds, self.y)
+
 def check_loss_inputs(loss_func, preds, y, check_values: bool = True) -> None:
     "Raise `LossInputError` with the fix when `preds` and `y` cannot be right for `loss_func` (`check_values`: also label range)."
     if not isinstance(preds, torch.Tensor) or not isinstance(y, torch.Tensor): return
-    kind, desc = _loss_kind(loss_func), _describe(preds, y)
+    kind = _loss_kind(loss_func)
+    if kind is None: return
+    desc = _LazyDescription(preds, y)
     if kind == 'class':
         if y.is_floating_point() and y.shape != preds.shape:
             raise LossInputError(f"Cross-entropy wants integer class indices (dtype torch.long, shape (N,)) or class "
@@ -85,7 +92,7 @@ def _tensors(obj):
 
 def to_device(batch, device):
     "Move every tensor in a (nested) batch to `device`."
-    if isinstance(batch, torch.Tensor): return batch.to(device, non_blocking=True)
+    if isinstance(batch, torch.Tensor): return batch if batch.device == device else batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping): return type(batch)({k: to_device(v, device) for k, v in batch.items()}) if type(batch) is dict else {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, '_fields'): return type(batch)(*(to_device(v, device) for v in batch))
     if isinstance(batch, (list, tuple)): return type(batch)(to_device(v, device) for v in batch)
@@ -224,6 +231,8 @@ class EarlyStoppingCB(Callback):
 
 # %% ../nbs/02_learner.ipynb 29
 def _batch_size(batch) -> int:
+    if type(batch) in (list, tuple) and batch and isinstance(batch[0], torch.Tensor):
+        return len(batch[0]) if batch[0].dim() > 0 else 1
     t = next(_tensors(batch), None)
     return int(t.shape[0]) if t is not None and t.dim() > 0 else 1
 
@@ -271,7 +280,7 @@ class Learner:
         self.step, self.epoch, self.batch_idx = 0, 0, 0
         self._forward_model, self._compile_checked = self.model, True
         self._devices_checked = self._labels_checked = False
-        self.cbs = []
+        self.cbs, self._handlers = [], None
         if progress:
             from course_lib.progress import ProgressCB
             self.add_cb(ProgressCB())
@@ -279,13 +288,14 @@ class Learner:
 
     # -- callbacks -----------------------------------------------------------------------------------------
     def add_cb(self, cb: Callback):
-        cb.learn = self; self.cbs.append(cb); self.cbs.sort(key=lambda c: c.order); return cb
+        cb.learn = self; self.cbs.append(cb); self.cbs.sort(key=lambda c: c.order); self._handlers = None; return cb
     def remove_cb(self, cb_type):
-        self.cbs = [c for c in self.cbs if not isinstance(c, cb_type)]
+        self.cbs = [c for c in self.cbs if not isinstance(c, cb_type)]; self._handlers = None
     def callback(self, event: str):
-        for cb in self.cbs:
-            method = getattr(cb, event, None)
-            if method is not None: method()
+        "Call `event` on every callback that implements it, in `order` (the lookup is cached per event)."
+        if self._handlers is None:
+            self._handlers = {e: [getattr(cb, e) for cb in self.cbs if getattr(cb, e, None) is not None] for e in EVENTS}
+        for method in self._handlers[event]: method()
 
     # -- setup ---------------------------------------------------------------------------------------------
     def _check_dataloader(self, dl, name):
@@ -305,7 +315,7 @@ class Learner:
     # -- forward and loss ----------------------------------------------------------------------------------
     def _forward(self, batch):
         "Return (loss, preds, labels) for one batch."
-        if isinstance(batch, Mapping):
+        if type(batch) is dict or (type(batch) not in (list, tuple) and isinstance(batch, Mapping)):
             out = self._forward_model(**batch)
             labels = batch.get('labels')
             preds = getattr(out, 'logits', out)
@@ -321,14 +331,14 @@ class Learner:
                                  f"{type(batch).__name__}. Fix: make the Dataset return (x, y).")
         *xs, y = batch
         out = self._forward_model(*xs)
-        preds = getattr(out, 'logits', out)
+        preds = out if isinstance(out, torch.Tensor) else getattr(out, 'logits', out)
         if self.loss_func is None:
             raise LossInputError("Learner needs a loss_func for (inputs, labels) batches, e.g. loss_func=F.cross_entropy.")
         return self._loss(preds, y), preds, y
 
     def _loss(self, preds, y):
-        check_loss_inputs(self.loss_func, preds, y, check_values=not self._labels_checked)  # label values: first batch
-        self._labels_checked = True
+        if not self._labels_checked:   # shapes, dtypes and label range: checked on the first batch of each fit
+            check_loss_inputs(self.loss_func, preds, y); self._labels_checked = True
         try: return self.loss_func(preds, y)
         except (RuntimeError, ValueError, IndexError) as e:
             raise LossInputError(f"The loss function failed ({e}). {_describe(preds, y)}. Check the labels' dtype "
@@ -336,6 +346,13 @@ class Learner:
 
     def _forward_checked(self, batch):
         "Forward pass; on the first call, fall back to eager if the compiled model fails to compile."
+        if self._compile_checked and self._devices_checked:
+            try: return self._forward(batch)
+            except RuntimeError as e:
+                if 'same device' in str(e) or 'device' in str(e) and 'Expected' in str(e):
+                    raise DeviceMismatchError(f"{e}\nFix: move the model and every input tensor to one device "
+                                              f"({self.device}); Learner moves batches when move_to_device=True.") from e
+                raise
         try:
             return self._forward(batch)
         except RuntimeError as e:
@@ -359,7 +376,7 @@ class Learner:
 
     def _check_finite(self, loss) -> float:
         "The loss as a Python float; raise `NonFiniteLossError` if it is NaN or infinite."
-        value = loss.detach().float().item()
+        value = loss.item()
         if not math.isfinite(value):
             lr = self.opt.param_groups[0]['lr'] if self.opt else self.lr
             raise NonFiniteLossError(
@@ -371,18 +388,23 @@ class Learner:
 
     # -- one training batch --------------------------------------------------------------------------------
     def _train_batch(self, batch, group_size):
-        self.batch = to_device(batch, self.device) if self.move_to_device else batch
-        if not self._devices_checked: check_devices(self.model, self.batch); self._devices_checked = True
+        # Moving is skipped on the CPU: loaders yield CPU tensors, and check_devices vets the first batch.
+        self.batch = to_device(batch, self.device) if self.move_to_device and self.device.type != 'cpu' else batch
+        if not self._devices_checked:    # first batch of the fit: vet devices, see whether batches carry tokens
+            check_devices(self.model, self.batch); self._devices_checked = True
+            self._count_tokens = _token_count(self.batch) is not None
         self.callback('before_batch')
-        with autocast_context(self.precision, self.device):
-            self.loss, self.preds, self.labels = self._forward_checked(self.batch)
+        if self.precision == 'fp32': self.loss, self.preds, self.labels = self._forward_checked(self.batch)
+        else:
+            with autocast_context(self.precision, self.device):
+                self.loss, self.preds, self.labels = self._forward_checked(self.batch)
         loss_value = self._check_finite(self.loss)     # one device sync per batch, reused below
         self.callback('after_loss')
-        scaled = self.loss / group_size
+        scaled = self.loss / group_size if group_size > 1 else self.loss
         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         self._group_loss += loss_value / group_size
-        n, t = _batch_size(self.batch), _token_count(self.batch)
-        self._epoch_samples += n; self._epoch_tokens += t or 0
+        n = _batch_size(self.batch); self._epoch_samples += n
+        if self._count_tokens: self._epoch_tokens += _token_count(self.batch) or 0
         self._epoch_loss_sum += loss_value * n
         self._in_group += 1
         if self._in_group == group_size: self._optimizer_step()
@@ -429,8 +451,8 @@ class Learner:
         if resume_rng is not None: _set_rng_state(resume_rng['rng_state'])   # the RNG as it was when saved
         try:
             for self.batch_idx, batch in enumerate(batches, start=skip_batches):
-                group_start = (self.batch_idx // k) * k
-                group_size = min(k, n_batches - group_start) if n_batches else k
+                if k == 1: group_size = 1
+                else: group_size = min(k, n_batches - (self.batch_idx // k) * k) if n_batches else k
                 self._train_batch(batch, group_size)
             if self._in_group: self._optimizer_step()   # an unknown-length loader ended mid-group
         except CancelEpochException: pass

@@ -35,12 +35,18 @@ class ProgressCB(Callback):
         self.mininterval = mininterval
         self.enabled = os.environ.get('COURSE_PROGRESS', 'auto').lower() not in ('off', '0', 'false')
         self.bar = None
+    def before_fit(self):
+        # In a notebook: a widget. In a terminal: a text bar. Where stdout is not a terminal (a CI log, a file)
+        # no bar is drawn, and the per-epoch summary line printed after each epoch is the record.
+        isatty = getattr(sys.stdout, 'isatty', lambda: False)
+        self.show_bars = self.enabled and (in_notebook() or isatty())
     def _bar(self, total, desc):
+        if not self.show_bars: return None
         return _tqdm()(total=total, desc=desc, mininterval=self.mininterval, leave=False, dynamic_ncols=True, file=sys.stdout)
     def before_epoch(self):
-        if not self.enabled: return
         total = len(self.learn.train_dl) if hasattr(self.learn.train_dl, '__len__') else None
         self.bar = self._bar(total, f"epoch {self.learn.epoch + 1}/{self.learn.num_epochs}")
+        if self.bar is None: return
         self.bar.update(self.learn.batch_idx if self.learn.batch_idx and total and self.learn.batch_idx < total else 0)
         self.last = time.perf_counter()
     def after_batch(self):
@@ -50,7 +56,7 @@ class ProgressCB(Callback):
         if now - self.last > self.mininterval:
             self.bar.set_postfix(loss=f"{self.learn.loss.item():.4f}", refresh=False); self.last = now
     def before_validate(self):
-        if not self.enabled: return
+        if not getattr(self, 'show_bars', False): return
         dl = self.learn.eval_dl
         self.eval_bar = self._bar(len(dl) if hasattr(dl, '__len__') else None, 'evaluate')
     def after_validate_batch(self):
