@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb 2
 from __future__ import annotations
-import argparse, json, os, sys, time, platform, importlib, traceback
+import argparse, json, os, sys, time, platform, importlib, traceback, subprocess
 from pathlib import Path
 
 # %% auto 0
@@ -122,7 +122,8 @@ def run_notebook(path: Path, out_path: Path, profile: str, timeout: int = 3600, 
                        'MPLBACKEND': 'module://matplotlib_inline.backend_inline', **(extra_env or {})})
     start, status, error = time.perf_counter(), 'ok', None
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+        NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}
+                       ).execute(stderr=subprocess.DEVNULL)   # the kernel's start-up chatter; errors land in the notebook
     except Exception as e:
         status, error = 'error', f"{type(e).__name__}: {str(e)[-1500:]}"
     finally:

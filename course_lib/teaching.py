@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_teaching.ipynb 2
 from __future__ import annotations
-import json, os, re, shutil, tempfile, time, warnings
+import json, os, re, shutil, subprocess, tempfile, time, warnings
 from pathlib import Path
 
 # %% auto 0
@@ -118,7 +118,7 @@ def grade_notebook(path, timeout: int = 1800, profile: str = 'smoke') -> dict:
     start = time.perf_counter()
     try:
         NotebookClient(nb, timeout=timeout, kernel_name='python3', allow_errors=True,
-                       resources={'metadata': {'path': str(path.parent)}}).execute()
+                       resources={'metadata': {'path': str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
     except Exception as e:
         print(f"{path.name}: execution stopped: {type(e).__name__}: {str(e)[:200]}")
     finally:
