@@ -106,7 +106,8 @@ def _device_name() -> str:
         from course_lib.core import get_device
         import torch
         d = get_device()
-        return f"{d} ({torch.cuda.get_device_name(0)})" if d.type == 'cuda' else str(d)
+        if d.type == 'cuda': return f"{d} ({torch.cuda.get_device_name(0)})"
+        return f"{d} ({os.cpu_count()}-core)" if d.type == 'cpu' else str(d)
     except Exception as e: return f"unknown ({e})"
 
 def run_notebook(path: Path, out_path: Path, profile: str, timeout: int = 3600, extra_env: dict | None = None) -> dict:

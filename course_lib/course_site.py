@@ -53,7 +53,7 @@ def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
 def time_line(reading: int, runtimes: dict) -> str:
-    parts = [f"{p} {_fmt_seconds(runtimes[p][0])} ({runtimes[p][1]})" if p in runtimes else f"{p} not measured yet"
+    parts = [f"{p} {_fmt_seconds(runtimes[p][0])} on {runtimes[p][1]}" if p in runtimes else f"{p} not measured yet"
              for p in ('smoke', 'workshop', 'full')]
     return f"{TIME_PREFIX} about {reading} min to read and do the exercises. Measured runtime: " + '; '.join(parts) + '.'
 

@@ -65,7 +65,7 @@ def test_time_lines_and_plan(tmp_path):
         {'path': 'nbs/40_digits_mlp.ipynb', 'status': 'ok', 'seconds': 600.0, 'metrics': {}}]}))
     assert update_time_lines(root) == 2
     nb = _read_nb(root / 'nbs' / '40_digits_mlp.ipynb')
-    assert nb.cells[0].source.splitlines()[0].startswith('# Project') and 'smoke 10.0 min (cpu)' in nb.cells[0].source
+    assert nb.cells[0].source.splitlines()[0].startswith('# Project') and 'smoke 10.0 min on cpu' in nb.cells[0].source
     reading = stated_reading_minutes(nb)
     assert reading == estimate_reading_minutes(nb) and update_time_lines(root) == 0       # idempotent
     plan = plan_workshop(100, profile='smoke', root=root, show=False)
