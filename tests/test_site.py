@@ -44,6 +44,11 @@ def test_every_page_loads_without_console_errors_in_chromium(site, tmp_path):
         console = [l for l in proc.stderr.splitlines() if 'CONSOLE' in l]
         assert not console, f"{page.name}: {console}"
         assert shot.exists() and shot.stat().st_size > 5000, proc.stderr[-2000:]
+    dom = subprocess.run([CHROMIUM, '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+                          '--disable-background-networking', '--disable-component-update', '--disable-sync',
+                          f'--user-data-dir={tempfile.mkdtemp()}', '--virtual-time-budget=10000', '--dump-dom',
+                          (site / '40_digits_mlp.html').as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert 'MathJax-Span' in dom or 'mjx-' in dom, 'formulas were not typeset by the local MathJax'
     out = ROOT / 'runs' / 'site-screenshot.png'
     out.parent.mkdir(exist_ok=True)
     shutil.copy(tmp_path / '40_digits_mlp.png', out)     # kept for a human to look at
