@@ -132,10 +132,11 @@ class CheckpointCB(Callback):
     "Save a checkpoint every `every_steps` optimizer steps (if set) and after every epoch."
     order = 80
     def __init__(self, folder, every_steps: int | None = None, keep: int = 2):
-        self.folder, self.every_steps, self.keep = Path(folder), every_steps, keep
+        self.folder, self.every_steps, self.keep, self.disabled = Path(folder), every_steps, keep, False
     def after_step(self):
-        if self.every_steps and self.learn.step % self.every_steps == 0 and self.learn.training:
+        if self.every_steps and not self.disabled and self.learn.step % self.every_steps == 0 and self.learn.training:
             save_checkpoint(self.learn, self.folder, self.keep)
     def after_epoch(self):
+        if self.disabled: return      # e.g. ranks other than 0 under torchrun
         n = len(self.learn.train_dl)
         save_checkpoint(self.learn, self.folder, self.keep, batch_idx=n)

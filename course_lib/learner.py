@@ -277,6 +277,7 @@ class Learner:
         self.grad_accum_steps, self.max_grad_norm = grad_accum_steps, max_grad_norm
         self.schedule, self.warmup, self.log_every = schedule, warmup, log_every
         self.history, self.opt, self.scheduler = History(), None, None
+        self.reduce_sums = None   # set by DistributedCB: adds up evaluation sums across processes
         self.step, self.epoch, self.batch_idx = 0, 0, 0
         self._forward_model, self._compile_checked = self.model, True
         self._devices_checked = self._labels_checked = False
@@ -483,6 +484,8 @@ class Learner:
                 self.callback('after_validate_batch')
         finally:
             self.model.train(was_training); self.training = was_training
+        if self.reduce_sums is not None:
+            count, *sums = self.reduce_sums([count, *totals.values()]); totals = dict(zip(totals, sums))
         if count == 0: raise EmptyDataError("The evaluation dataloader yielded no batches.")
         self.eval_results = {k: v / count for k, v in totals.items()}
         self.callback('after_validate')
@@ -543,8 +546,10 @@ class Learner:
         return self.history
 
     def _end_epoch(self, final=False):
+        loss_sum, samples = self._epoch_loss_sum, self._epoch_samples
+        if self.reduce_sums is not None: loss_sum, samples = self.reduce_sums([loss_sum, samples])
         rec = {'epoch': self.epoch, 'step': self.step,
-               'train_loss': self._epoch_loss_sum / max(1, self._epoch_samples),
+               'train_loss': loss_sum / max(1, samples),
                'seconds': self._epoch_seconds, 'samples_per_s': self._epoch_samples / max(self._epoch_seconds, 1e-9)}
         if self._epoch_tokens: rec['tokens_per_s'] = self._epoch_tokens / max(self._epoch_seconds, 1e-9)
         if self.valid_dl is not None:

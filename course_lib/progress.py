@@ -78,9 +78,9 @@ class LivePlotCB(Callback):
     "Redraw train/valid loss in the notebook while training (at most every `every_seconds`)."
     order = 95
     def __init__(self, every_seconds: float = 2.0, save_to: str | None = None):
-        self.every_seconds, self.save_to, self.handle = every_seconds, save_to, None
+        self.every_seconds, self.save_to, self.handle, self.enabled = every_seconds, save_to, None, True
     def before_fit(self):
-        self.live = in_notebook(); self.last = 0.0
+        self.live = self.enabled and in_notebook(); self.last = 0.0
     def _draw(self, final=False):
         import matplotlib.pyplot as plt
         fig = plot_history(self.learn.history, show=False)
@@ -96,7 +96,7 @@ class LivePlotCB(Callback):
     def after_epoch(self):
         if self.live: self._draw(); self.last = time.perf_counter()
     def after_fit(self):
-        if self.live or self.save_to: self._draw(final=True)
+        if self.enabled and (self.live or self.save_to): self._draw(final=True)
 
 # %% ../nbs/03_progress.ipynb 9
 def plot_history(history, show: bool = True, title: str | None = None):
