@@ -45,17 +45,12 @@ def _describe(preds, y) -> str:
     return (f"predictions: shape {tuple(preds.shape)}, dtype {preds.dtype}; "
             f"labels: shape {tuple(y.shape)}, dtype {y.dtype}")
 
-class _LazyDescription:
-    "Formats shapes and dtypes only when an error message needs them (this check runs on every batch)."
-    def __init__(self, preds, y): self.preds, self.y = preds, y
-    def __format__(self, spec): return _describe(self.preds, self.y)
-
-def check_loss_inputs(loss_func, preds, y, check_values: bool = True) -> None:
-    "Raise `LossInputError` with the fix when `preds` and `y` cannot be right for `loss_func` (`check_values`: also label range)."
+def check_loss_inputs(loss_func, preds, y) -> None:
+    "Raise `LossInputError` with the fix when `preds` and `y` (dtype, shape, label range) cannot be right for `loss_func`."
     if not isinstance(preds, torch.Tensor) or not isinstance(y, torch.Tensor): return
     kind = _loss_kind(loss_func)
     if kind is None: return
-    desc = _LazyDescription(preds, y)
+    desc = _describe(preds, y)
     if kind == 'class':
         if y.is_floating_point() and y.shape != preds.shape:
             raise LossInputError(f"Cross-entropy wants integer class indices (dtype torch.long, shape (N,)) or class "
@@ -69,7 +64,7 @@ def check_loss_inputs(loss_func, preds, y, check_values: bool = True) -> None:
                 raise LossInputError(f"Cross-entropy labels must have shape {tuple(expected)} (one class index per "
                                      f"prediction row); got {desc}. Fix: y.view(-1) or check your batching.")
             n_classes = preds.shape[1] if preds.dim() > 1 else 0
-            if check_values and y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes) and not (y == -100).any():
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes) and not (y == -100).any():
                 raise LossInputError(f"A label is outside 0..{n_classes - 1} for {n_classes} output classes "
                                      f"(min {int(y.min())}, max {int(y.max())}); got {desc}. Fix: make the last layer "
                                      f"output as many units as there are classes, or re-index the labels from 0.")
@@ -93,7 +88,7 @@ def _tensors(obj):
 def to_device(batch, device):
     "Move every tensor in a (nested) batch to `device`."
     if isinstance(batch, torch.Tensor): return batch if batch.device == device else batch.to(device, non_blocking=True)
-    if isinstance(batch, Mapping): return type(batch)({k: to_device(v, device) for k, v in batch.items()}) if type(batch) is dict else {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, Mapping): return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, tuple) and hasattr(batch, '_fields'): return type(batch)(*(to_device(v, device) for v in batch))
     if isinstance(batch, (list, tuple)): return type(batch)(to_device(v, device) for v in batch)
     return batch
