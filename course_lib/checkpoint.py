@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_checkpoint.ipynb 2
 from __future__ import annotations
-import json, os, shutil, tempfile, time
+import json, os, shutil, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -66,7 +66,8 @@ def save_checkpoint(learn, folder, keep: int = 2, batch_idx: int | None = None) 
         'scaler': learn.scaler.state_dict() if learn.scaler is not None else None,
         'history': learn.history.state_dict(),
         'rng_state': {**rng, 'numpy': _numpy_state_to_py(rng['numpy'])},
-        'epoch_rng_state': {**learn.epoch_rng_state, 'numpy': _numpy_state_to_py(learn.epoch_rng_state['numpy'])},
+        'epoch_rng_state': None if learn.epoch_rng_state is None else
+            {**learn.epoch_rng_state, 'numpy': _numpy_state_to_py(learn.epoch_rng_state['numpy'])},
         'epoch_generator_state': learn.epoch_generator_state,
         'epoch_accumulators': {'samples': learn._epoch_samples, 'tokens': learn._epoch_tokens,
                                'loss_sum': float(learn._epoch_loss_sum), 'seconds': learn._epoch_seconds},
@@ -123,14 +124,17 @@ def load_checkpoint(learn, path) -> dict:
     learn._epoch_samples, learn._epoch_tokens, learn._epoch_seconds = acc['samples'], acc['tokens'], acc['seconds']
     learn._epoch_loss_sum = acc['loss_sum']
     for key in ('rng_state', 'epoch_rng_state'):
-        state[key] = {**state[key], 'numpy': _numpy_state_from_py(state[key]['numpy'])}
+        if state[key] is not None: state[key] = {**state[key], 'numpy': _numpy_state_from_py(state[key]['numpy'])}
+    if state['epoch_rng_state'] is None and 0 < state['batch_idx'] < len(learn.train_dl):
+        warnings.warn("This checkpoint was saved mid-epoch without the epoch's starting RNG state (save it with "
+                      "CheckpointCB for exact resume); the rest of the epoch runs on a fresh shuffle.")
     print(f"[checkpoint] resumed from {ckpt.name}: step {learn.step}, epoch {learn.epoch}, batch {state['batch_idx']}")
     return state
 
 # %% ../nbs/04_checkpoint.ipynb 9
 class CheckpointCB(Callback):
     "Save a checkpoint every `every_steps` optimizer steps (if set) and after every epoch."
-    order = 80
+    order, needs_rng_state = 80, True
     def __init__(self, folder, every_steps: int | None = None, keep: int = 2):
         self.folder, self.every_steps, self.keep, self.disabled = Path(folder), every_steps, keep, False
     def after_step(self):

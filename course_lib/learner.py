@@ -187,6 +187,7 @@ class Callback:
     "Base class: override any of `EVENTS`; `learn` is set by the Learner."
     order = 0
     learn = None
+    needs_rng_state = False   # True: the Learner records each epoch's starting RNG state (for exact resume)
 
 class History:
     "Every metric per optimizer step (`steps`) and per epoch (`epochs`), as lists of dicts."
@@ -435,10 +436,10 @@ class Learner:
         self.callback('before_epoch')
         generator = getattr(self.train_dl, 'generator', None)
         if resume_rng is not None:   # resuming mid-epoch: replay this epoch's shuffle from its saved start state
-            _set_rng_state(resume_rng['epoch_rng_state'])
+            if resume_rng['epoch_rng_state'] is not None: _set_rng_state(resume_rng['epoch_rng_state'])
             if generator is not None and resume_rng.get('epoch_generator_state') is not None:
                 generator.set_state(resume_rng['epoch_generator_state'])
-        self.epoch_rng_state = _rng_state()
+        self.epoch_rng_state = _rng_state() if any(cb.needs_rng_state for cb in self.cbs) else None
         self.epoch_generator_state = generator.get_state() if generator is not None else None
         n_batches = len(self.train_dl) if hasattr(self.train_dl, '__len__') else None
         k, start = self.grad_accum_steps, time.perf_counter()
@@ -471,8 +472,10 @@ class Learner:
         try:
             for self.eval_batch_idx, batch in enumerate(dl):
                 batch = to_device(batch, self.device) if self.move_to_device else batch
-                with autocast_context(self.precision, self.device):
-                    loss, preds, labels = self._forward_checked(batch)
+                if self.precision == 'fp32': loss, preds, labels = self._forward_checked(batch)
+                else:
+                    with autocast_context(self.precision, self.device):
+                        loss, preds, labels = self._forward_checked(batch)
                 n = _batch_size(batch); count += n
                 totals['loss'] += loss.float().item() * n
                 for name, fn in self.metrics.items(): totals[name] += float(fn(preds.float(), labels)) * n
