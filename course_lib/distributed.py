@@ -81,30 +81,50 @@ X = torch.randn(64, 5); y = (X.sum(1) > 0).long()
 model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
 global_batch = int(sys.argv[2])
 dl = DataLoader(TensorDataset(X, y), batch_size=global_batch // world)
+cbs = [DistributedCB()]
+mode = sys.argv[4] if len(sys.argv) > 4 else 'plain'      # plain | crash | resume (checkpoints in sys.argv[3])
+if mode != 'plain':
+    from course_lib.learner import Callback
+    from course_lib.checkpoint import CheckpointCB
+    class CrashAt5(Callback):
+        def after_step(self):
+            if self.learn.step == 5: raise SystemExit(3)   # every rank stops, as when a job is killed
+    cbs += [CheckpointCB(sys.argv[3], every_steps=3)] + ([CrashAt5()] if mode == 'crash' else [])
 learn = Learner(model, dl, dl, F.cross_entropy, opt_func=torch.optim.SGD, lr=0.5, device='cpu',
-                cbs=[DistributedCB()], progress=is_main_process())
-learn.fit(2)
+                cbs=cbs, progress=is_main_process())
+learn.fit(2, resume=sys.argv[3] if mode == 'resume' else None)
 if is_main_process():
     torch.save({'state': model.state_dict(), 'valid_loss': learn.history.epochs[-1]['valid_loss'],
                 'steps': learn.step}, sys.argv[1])
 '''
 
-def run_ddp_check(out_dir, nproc: int = 2, global_batch: int = 16, timeout: int = 300) -> dict:
-    "Train the check script once alone and once under torchrun with `nproc` CPU processes; return both results."
+def _env():
+    return {**os.environ, 'MASTER_ADDR': '127.0.0.1', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': '1',
+            'COURSE_DEVICE': 'cpu'}
+
+def _torchrun(script, args, nproc, timeout, expect_ok=True):
     import subprocess, sys, socket
-    from pathlib import Path
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    script = out_dir / 'ddp_check.py'; script.write_text(DDP_CHECK_SCRIPT)
-    env = {**os.environ, 'MASTER_ADDR': '127.0.0.1', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': '1',
-           'COURSE_DEVICE': 'cpu'}
-    subprocess.run([sys.executable, str(script), str(out_dir / 'single.pt'), str(global_batch)], check=True,
-                   env=env, timeout=timeout, capture_output=True)
     for attempt in range(2):   # a second try with a new port: the free port found can be taken meanwhile
         with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
         proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
-                               '--master_addr=127.0.0.1', f'--master_port={port}', str(script),
-                               str(out_dir / 'ddp.pt'), str(global_batch)], env=env, timeout=timeout,
-                              capture_output=True, text=True)
-        if proc.returncode == 0: break
-    if proc.returncode != 0: raise RuntimeError(f"torchrun failed twice:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return {'single': torch.load(out_dir / 'single.pt'), 'ddp': torch.load(out_dir / 'ddp.pt'), 'log': proc.stdout}
+                               '--master_addr=127.0.0.1', f'--master_port={port}', str(script), *map(str, args)],
+                              env=_env(), timeout=timeout, capture_output=True, text=True)
+        if (proc.returncode == 0) == expect_ok: return proc
+    raise RuntimeError(f"torchrun {'failed' if expect_ok else 'did not fail'} twice:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+
+def run_ddp_check(out_dir, nproc: int = 2, global_batch: int = 16, timeout: int = 300, resume: bool = False) -> dict:
+    "Train the check script alone and under torchrun with `nproc` CPU processes (and, with `resume`, crash and resume)."
+    import subprocess, sys
+    from pathlib import Path
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    script = out_dir / 'ddp_check.py'; script.write_text(DDP_CHECK_SCRIPT)
+    subprocess.run([sys.executable, str(script), str(out_dir / 'single.pt'), str(global_batch)], check=True,
+                   env=_env(), timeout=timeout, capture_output=True)
+    proc = _torchrun(script, [out_dir / 'ddp.pt', global_batch], nproc, timeout)
+    result = {'single': torch.load(out_dir / 'single.pt'), 'ddp': torch.load(out_dir / 'ddp.pt'), 'log': proc.stdout}
+    if resume:
+        ckpt = out_dir / 'checkpoints'
+        _torchrun(script, [out_dir / 'unused.pt', global_batch, ckpt, 'crash'], nproc, timeout, expect_ok=False)
+        _torchrun(script, [out_dir / 'resumed.pt', global_batch, ckpt, 'resume'], nproc, timeout)
+        result['resumed'] = torch.load(out_dir / 'resumed.pt')
+    return result

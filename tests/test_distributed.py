@@ -15,11 +15,13 @@ def test_single_process_is_a_no_op(monkeypatch):
 
 
 def test_two_gloo_processes_with_half_batches_match_one_process(tmp_path):
-    "torchrun --nproc_per_node=2 on the CPU: same final weights as one process with the same global batch."
-    result = run_ddp_check(tmp_path, nproc=2, global_batch=16)
+    "torchrun --nproc_per_node=2 on the CPU: same weights as one process with the same global batch; resume after a crash."
+    result = run_ddp_check(tmp_path, nproc=2, global_batch=16, resume=True)
     single, ddp = result['single'], result['ddp']
     assert single['steps'] == ddp['steps'] == 8
     for name, p in single['state'].items():
         torch.testing.assert_close(ddp['state'][name], p, rtol=1e-5, atol=1e-6)
     assert abs(single['valid_loss'] - ddp['valid_loss']) < 1e-5      # metrics reduced across both ranks
     assert result['log'].count('valid_loss') == 2                    # only rank 0 printed its 2 epoch lines
+    for name, p in ddp['state'].items():                              # killed at step 5, resumed from step 3
+        assert torch.equal(result['resumed']['state'][name], p)
