@@ -56,7 +56,8 @@ class ProgressCB(Callback):
         if now - self.last > self.mininterval:
             self.bar.set_postfix(loss=f"{self.learn.loss.item():.4f}", refresh=False); self.last = now
     def before_validate(self):
-        if not getattr(self, 'show_bars', False): return
+        if not hasattr(self, 'show_bars'): self.before_fit()   # evaluate() called on its own, outside fit()
+        if not self.show_bars: return
         dl = self.learn.eval_dl
         self.eval_bar = self._bar(len(dl) if hasattr(dl, '__len__') else None, 'evaluate')
     def after_validate_batch(self):
