@@ -11,8 +11,8 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from .learner import Callback
 
 # %% auto 0
-__all__ = ['DDP_CHECK_SCRIPT', 'setup_distributed', 'is_distributed', 'rank', 'is_main_process', 'reduce_sums', 'DistributedCB',
-           'run_ddp_check']
+__all__ = ['DDP_CHECK_SCRIPT', 'setup_distributed', 'cleanup_distributed', 'is_distributed', 'rank', 'is_main_process',
+           'reduce_sums', 'DistributedCB', 'run_ddp_check']
 
 # %% ../nbs/09_distributed.ipynb 4
 def setup_distributed(backend: str | None = None, timeout_s: int = 300) -> tuple[int, int]:
@@ -24,6 +24,11 @@ def setup_distributed(backend: str | None = None, timeout_s: int = 300) -> tuple
         if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     return dist.get_rank(), dist.get_world_size()
+
+def cleanup_distributed() -> None:
+    "Leave the process group at the end of a script (letting gloo or NCCL shut down cleanly instead of aborting)."
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier(); dist.destroy_process_group()
 
 def is_distributed() -> bool: return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 def rank() -> int: return dist.get_rank() if is_distributed() else 0
@@ -74,7 +79,7 @@ import os, sys, torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset, DataLoader
 from course_lib.core import set_seed
 from course_lib.learner import Learner
-from course_lib.distributed import setup_distributed, DistributedCB, is_main_process
+from course_lib.distributed import setup_distributed, cleanup_distributed, DistributedCB, is_main_process
 rank, world = setup_distributed()
 set_seed(0)
 X = torch.randn(64, 5); y = (X.sum(1) > 0).long()
@@ -96,6 +101,7 @@ learn.fit(2, resume=sys.argv[3] if mode == 'resume' else None)
 if is_main_process():
     torch.save({'state': model.state_dict(), 'valid_loss': learn.history.epochs[-1]['valid_loss'],
                 'steps': learn.step}, sys.argv[1])
+cleanup_distributed()
 '''
 
 def _env():
