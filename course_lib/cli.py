@@ -8,7 +8,8 @@ import argparse, json, os, sys, time, platform, importlib, traceback, subprocess
 from pathlib import Path
 
 # %% auto 0
-__all__ = ['REQUIRED_PACKAGES', 'repo_root', 'doctor', 'list_notebooks', 'run_notebook', 'run_notebooks', 'main']
+__all__ = ['REQUIRED_PACKAGES', 'repo_root', 'doctor', 'list_notebooks', 'read_notebook', 'write_notebook', 'execute_notebook',
+           'run_notebook', 'run_notebooks', 'main']
 
 # %% ../nbs/06_cli.ipynb 4
 REQUIRED_PACKAGES = ['torch', 'transformers', 'tokenizers', 'safetensors', 'numpy', 'sklearn', 'matplotlib',
@@ -110,30 +111,47 @@ def _device_name() -> str:
         return f"{d} ({os.cpu_count()}-core)" if d.type == 'cpu' else str(d)
     except Exception as e: return f"unknown ({e})"
 
-def run_notebook(path: Path, out_path: Path, profile: str, timeout: int = 3600, extra_env: dict | None = None) -> dict:
-    "Execute one notebook in a fresh kernel; return its report entry (path, status, seconds, metrics, error)."
-    import nbformat, tempfile, warnings
-    from nbclient import NotebookClient
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')          # notebooks without cell ids (nbformat 4.4) are fine
-        nb = nbformat.read(path, as_version=4)
-    metrics_file = Path(tempfile.mkstemp(suffix='.json')[1]); metrics_file.write_text('{}')
-    env_backup = dict(os.environ)
-    os.environ.update({'COURSE_PROFILE': profile, 'COURSE_METRICS_FILE': str(metrics_file),
-                       'MPLBACKEND': 'module://matplotlib_inline.backend_inline', **(extra_env or {})})
-    start, status, error = time.perf_counter(), 'ok', None
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}
-                       ).execute(stderr=subprocess.DEVNULL)   # the kernel's start-up chatter; errors land in the notebook
-    except Exception as e:
-        status, error = 'error', f"{type(e).__name__}: {str(e)[-1500:]}"
-    finally:
-        os.environ.clear(); os.environ.update(env_backup)
-    seconds = time.perf_counter() - start
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+def read_notebook(path):
+    "Read a notebook as nbformat 4 (the course's notebooks have no cell ids, which is valid 4.4: no warnings)."
+    import nbformat, warnings
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        nbformat.write(nb, out_path)
+        return nbformat.read(path, as_version=4)
+
+def write_notebook(nb, path):
+    "Write a notebook, without nbformat's warnings about cell ids."
+    import nbformat, warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        nbformat.write(nb, path)
+
+def execute_notebook(nb, cwd, env: dict, timeout: int, allow_errors: bool = False, unset=()):
+    "Run `nb` in place in a fresh python3 kernel in `cwd`, with `env` set (and `unset` removed) for the kernel; return the error or None."
+    from nbclient import NotebookClient
+    saved = dict(os.environ)
+    os.environ.update(env)
+    for name in unset: os.environ.pop(name, None)
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name='python3', allow_errors=allow_errors,
+                       resources={'metadata': {'path': str(cwd)}}
+                       ).execute(stderr=subprocess.DEVNULL)   # the kernel's start-up chatter; errors land in the notebook
+        return None
+    except Exception as e: return e
+    finally:
+        os.environ.clear(); os.environ.update(saved)
+
+def run_notebook(path: Path, out_path: Path, profile: str, timeout: int = 3600, extra_env: dict | None = None) -> dict:
+    "Execute one notebook in a fresh kernel; return its report entry (path, status, seconds, metrics, error)."
+    import tempfile
+    nb = read_notebook(path)
+    metrics_file = Path(tempfile.mkstemp(suffix='.json')[1]); metrics_file.write_text('{}')
+    start = time.perf_counter()
+    err = execute_notebook(nb, path.parent, {'COURSE_PROFILE': profile, 'COURSE_METRICS_FILE': str(metrics_file),
+                           'MPLBACKEND': 'module://matplotlib_inline.backend_inline', **(extra_env or {})}, timeout)
+    status, error = ('ok', None) if err is None else ('error', f"{type(err).__name__}: {str(err)[-1500:]}")
+    seconds = time.perf_counter() - start
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write_notebook(nb, out_path)
     try: metrics = json.loads(metrics_file.read_text() or '{}')
     except json.JSONDecodeError: metrics = {}
     metrics_file.unlink(missing_ok=True)

@@ -4,8 +4,9 @@
 
 # %% ../nbs/08_course_site.ipynb 2
 from __future__ import annotations
-import html, json, math, re, shutil, time, warnings
+import html, json, math, re, shutil, time
 from pathlib import Path
+from .cli import read_notebook, write_notebook
 
 # %% auto 0
 __all__ = ['TIME_PREFIX', 'estimate_reading_minutes', 'stated_reading_minutes', 'load_runtimes', 'time_line', 'update_time_lines',
@@ -13,18 +14,6 @@ __all__ = ['TIME_PREFIX', 'estimate_reading_minutes', 'stated_reading_minutes', 
 
 # %% ../nbs/08_course_site.ipynb 4
 TIME_PREFIX = '**Time:**'
-
-def _read_nb(path):
-    import nbformat
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        return nbformat.read(path, as_version=4)
-
-def _write_nb(nb, path):
-    import nbformat
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        nbformat.write(nb, path)
 
 def estimate_reading_minutes(nb) -> int:
     "Reading-and-exercise time: 200 words/min of markdown, 15 lines/min of code, 5 min per exercise."
@@ -62,7 +51,7 @@ def update_time_lines(root, runs_dir=None) -> int:
     from course_lib.cli import list_notebooks
     root = Path(root); runtimes = load_runtimes(runs_dir or root / 'runs'); changed = 0
     for path in list_notebooks(root / 'nbs'):
-        nb = _read_nb(path)
+        nb = read_notebook(path)
         first = next((c for c in nb.cells if c.cell_type == 'markdown'), None)
         if first is None: continue
         reading = stated_reading_minutes(nb) or estimate_reading_minutes(nb)
@@ -72,7 +61,7 @@ def update_time_lines(root, runs_dir=None) -> int:
         while rest and not rest[0].strip(): rest.pop(0)
         new = '\n'.join(lines[:1] + ['', line, ''] + rest).rstrip()
         if new != first.source:
-            first.source = new; _write_nb(nb, path); changed += 1
+            first.source = new; write_notebook(nb, path); changed += 1
     return changed
 
 # %% ../nbs/08_course_site.ipynb 7
@@ -83,7 +72,7 @@ def plan_workshop(hours: float, profile: str = 'workshop', root=None, show: bool
     runtimes = load_runtimes(root / 'runs')
     budget, clock, since_break, plan, left_out = hours * 60, 0.0, 0.0, [], []
     for path in list_notebooks(root / 'nbs'):
-        nb = _read_nb(path)
+        nb = read_notebook(path)
         reading = stated_reading_minutes(nb) or estimate_reading_minutes(nb)
         measured = runtimes.get(path.name, {}).get(profile)
         run_min = measured[0] / 60 if measured else 5.0
@@ -126,7 +115,7 @@ def collect_glossary(root=None) -> list[dict]:
     from course_lib.cli import repo_root, list_notebooks
     root = Path(root or repo_root() or Path.cwd()); entries = {}
     for path in list_notebooks(root / 'nbs'):
-        for cell in _read_nb(path).cells:
+        for cell in read_notebook(path).cells:
             if cell.cell_type != 'markdown': continue
             for en, zh in extract_terms(cell.source):
                 entries.setdefault(en.lower(), {'english': en, 'chinese': zh, 'chapter': path.name})
@@ -173,9 +162,9 @@ def build_site(out_dir, runs_dir=None, root=None) -> Path:
     exporter.mathjax_url = 'mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe'
     sources = [p for p in list_notebooks(root / 'nbs') if (runs_dir / p.name).exists()]
     if not sources: raise FileNotFoundError(f"{runs_dir} has no executed copies of the notebooks in {root / 'nbs'}.")
-    pages = [(p.stem + '.html', _title(_read_nb(runs_dir / p.name), p.stem)) for p in sources]
+    pages = [(p.stem + '.html', _title(read_notebook(runs_dir / p.name), p.stem)) for p in sources]
     for i, path in enumerate(sources):
-        nb = _read_nb(runs_dir / path.name)
+        nb = read_notebook(runs_dir / path.name)
         nb.metadata.pop('widgets', None)
         body, _ = exporter.from_notebook_node(nb)
         body = re.sub(r'<script[^>]*src="https?://[^"]*require[^"]*"[^>]*>\s*</script>', '', body)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_teaching.ipynb 2
 from __future__ import annotations
-import json, os, re, shutil, subprocess, tempfile, time, warnings
+import json, os, re, shutil, tempfile, time
 from pathlib import Path
 
 # %% auto 0
@@ -77,8 +77,7 @@ _RELEASE_DIRS = ['course_lib', 'data', 'tools', 'tests']
 
 def release_student(out_dir, root=None) -> list[Path]:
     "Write a student copy of the course to `out_dir`; returns the notebooks written."
-    import nbformat
-    from course_lib.cli import repo_root, list_notebooks
+    from course_lib.cli import repo_root, list_notebooks, read_notebook, write_notebook
     root = Path(root or repo_root() or Path.cwd()); out = Path(out_dir)
     if out.resolve() == root.resolve(): raise ValueError("OUT_DIR must not be the course folder itself")
     out.mkdir(parents=True, exist_ok=True)
@@ -91,38 +90,24 @@ def release_student(out_dir, root=None) -> list[Path]:
     written = []
     (out / 'nbs').mkdir(exist_ok=True)
     for path in list_notebooks(root / 'nbs'):
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore')
-            nb = nbformat.read(path, as_version=4)
-            nbformat.write(student_notebook(nb), out / 'nbs' / path.name)
+        write_notebook(student_notebook(read_notebook(path)), out / 'nbs' / path.name)
         written.append(out / 'nbs' / path.name)
-    n_ex = sum(len(find_exercises(nbformat.read(p, as_version=4))) for p in written)
+    n_ex = sum(len(find_exercises(read_notebook(p))) for p in written)
     print(f"student copy: {len(written)} notebooks, {n_ex} exercises stubbed, in {out}")
     return written
 
 # %% ../nbs/07_teaching.ipynb 12
 def grade_notebook(path, timeout: int = 1800, profile: str = 'smoke') -> dict:
     "Run one submitted notebook; return {'notebook', 'exercises': [{name, passed}], 'passed', 'total', 'seconds'}."
-    import nbformat
-    from nbclient import NotebookClient
+    from course_lib.cli import read_notebook, execute_notebook
     path = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
     expected = [ex['name'] for ex in find_exercises(nb)]
     results_file = Path(tempfile.mkstemp(suffix='.jsonl')[1])
-    env_backup = dict(os.environ)
-    os.environ.update({'COURSE_EXERCISE_RESULTS': str(results_file), 'COURSE_PROFILE': profile,
-                       'MPLBACKEND': 'Agg'})
-    os.environ.pop('COURSE_STRICT_CHECKS', None)
     start = time.perf_counter()
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name='python3', allow_errors=True,
-                       resources={'metadata': {'path': str(path.parent)}}).execute(stderr=subprocess.DEVNULL)
-    except Exception as e:
-        print(f"{path.name}: execution stopped: {type(e).__name__}: {str(e)[:200]}")
-    finally:
-        os.environ.clear(); os.environ.update(env_backup)
+    err = execute_notebook(nb, path.parent, {'COURSE_EXERCISE_RESULTS': str(results_file), 'COURSE_PROFILE': profile,
+                           'MPLBACKEND': 'Agg'}, timeout, allow_errors=True, unset=('COURSE_STRICT_CHECKS',))
+    if err is not None: print(f"{path.name}: execution stopped: {type(err).__name__}: {str(err)[:200]}")
     seen: dict[str, bool] = {}
     for line in results_file.read_text().splitlines():
         r = json.loads(line); key = exercise_key(r['exercise'])

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from course_lib.cli import run_notebooks, main
 from course_lib.course_site import (build_site, broken_links, internal_links, plan_workshop, collect_glossary,
-    extract_terms, time_line, update_time_lines, estimate_reading_minutes, stated_reading_minutes, _read_nb)
+    extract_terms, time_line, update_time_lines, estimate_reading_minutes, stated_reading_minutes)
+from course_lib.cli import read_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
@@ -69,7 +70,7 @@ def test_time_lines_and_plan(tmp_path):
         {'path': 'nbs/00_core.ipynb', 'status': 'ok', 'seconds': 3.0, 'metrics': {}},
         {'path': 'nbs/40_digits_mlp.ipynb', 'status': 'ok', 'seconds': 600.0, 'metrics': {}}]}))
     assert update_time_lines(root) == 2
-    nb = _read_nb(root / 'nbs' / '40_digits_mlp.ipynb')
+    nb = read_notebook(root / 'nbs' / '40_digits_mlp.ipynb')
     assert nb.cells[0].source.splitlines()[0].startswith('# Project') and 'smoke 10.0 min on cpu' in nb.cells[0].source
     reading = stated_reading_minutes(nb)
     assert reading == estimate_reading_minutes(nb) and update_time_lines(root) == 0       # idempotent

@@ -1,18 +1,14 @@
-import json, re, warnings
+import json, re
 from pathlib import Path
-import nbformat, pytest
+import pytest
 from course_lib.teaching import has_solution, find_exercises, strip_solutions, student_notebook, release_student, grade_notebook, exercise_key
-from course_lib.cli import list_notebooks, main
+from course_lib.cli import list_notebooks, main, read_notebook as read, execute_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = list_notebooks(ROOT / 'nbs')
 CHAPTERS = [p for p in NOTEBOOKS if re.match(r'[1-5]\d_', p.name)]
 
 
-def read(path):
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        return nbformat.read(path, as_version=4)
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
@@ -48,16 +44,9 @@ def test_strip_solutions_keeps_indentation_and_rejects_unclosed_blocks():
 
 
 def _run_allowing_errors(path):
-    from nbclient import NotebookClient
-    import os
     nb = read(path)
-    env = dict(os.environ)
-    os.environ.update({'COURSE_PROFILE': 'smoke', 'MPLBACKEND': 'Agg'}); os.environ.pop('COURSE_STRICT_CHECKS', None)
-    try:
-        NotebookClient(nb, timeout=600, kernel_name='python3', allow_errors=True,
-                       resources={'metadata': {'path': str(path.parent)}}).execute()
-    finally:
-        os.environ.clear(); os.environ.update(env)
+    execute_notebook(nb, path.parent, {'COURSE_PROFILE': 'smoke', 'MPLBACKEND': 'Agg'}, 600, allow_errors=True,
+                     unset=('COURSE_STRICT_CHECKS',))
     errors = [i for i, c in enumerate(nb.cells) if c.cell_type == 'code' and any(o.get('output_type') == 'error' for o in c.get('outputs', []))]
     return nb, errors
 
