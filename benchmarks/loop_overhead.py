@@ -10,12 +10,14 @@ validation losses (which must agree: same computation).
 
     python benchmarks/loop_overhead.py                # digits MLP and a small transformers GPT
     python benchmarks/loop_overhead.py --repeats 5 --only gpt
+    python benchmarks/loop_overhead.py --device cuda      # the same comparison on a GPU
 """
 import argparse, math, os, platform, statistics, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.core import set_seed, data_path, env_report
+from course_lib.core import set_seed, data_path, env_report, get_device
+from course_lib.learner import to_device
 from course_lib.learner import Learner
 from course_lib.digits import load_digits_splits, MLP
 
@@ -53,13 +55,18 @@ def gpt_workload():
     return make, 'dict', 1
 
 
+DEVICE = torch.device('cpu')
+
+
 def plain_fit(model, train_dl, valid_dl, kind, epochs, lr=1e-3):
     "The hand-written baseline: forward, loss, backward, step; loss.item() logged each step; eval per epoch."
+    model.to(DEVICE)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     losses = []
     for epoch in range(epochs):
         model.train()
         for batch in train_dl:
+            batch = to_device(batch, DEVICE)
             if kind == 'dict': loss = model(**batch).loss
             else: loss = F.cross_entropy(model(batch[0]), batch[1])
             loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
@@ -67,6 +74,7 @@ def plain_fit(model, train_dl, valid_dl, kind, epochs, lr=1e-3):
         model.eval(); total, count = 0.0, 0
         with torch.no_grad():
             for batch in valid_dl:
+                batch = to_device(batch, DEVICE)
                 if kind == 'dict': l, n = model(**batch).loss, len(batch['input_ids'])
                 else: l, n = F.cross_entropy(model(batch[0]), batch[1]), len(batch[1])
                 total += l.item() * n; count += n
@@ -75,8 +83,8 @@ def plain_fit(model, train_dl, valid_dl, kind, epochs, lr=1e-3):
 
 
 def course_fit(model, train_dl, valid_dl, kind, epochs, lr=1e-3):
-    learn = Learner(model, train_dl, valid_dl, None if kind == 'dict' else F.cross_entropy, lr=lr, device='cpu',
-                    progress=True)
+    learn = Learner(model, train_dl, valid_dl, None if kind == 'dict' else F.cross_entropy, lr=lr, device=DEVICE,
+                    progress=True, precision='fp32')
     learn.fit(epochs)
     assert len(learn.history.steps) == epochs * len(train_dl)
     return learn.history.epochs[-1]['valid_loss']
@@ -107,9 +115,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--only', choices=['digits', 'gpt'], default=None)
+    ap.add_argument('--device', default='cpu', help="'cpu' (default), 'cuda' or 'mps'")
     args = ap.parse_args(argv)
+    global DEVICE
+    DEVICE = get_device(args.device)
     os.environ.setdefault('COURSE_PROGRESS', 'text')
-    env_report(device='cpu')
+    env_report(device=DEVICE)
     results = []
     if args.only in (None, 'digits'): results.append(measure('digits MLP 64-500-10, 20 epochs', digits_workload, args.repeats))
     if args.only in (None, 'gpt'): results.append(measure('GPT2LMHeadModel 4x128, char Shakespeare 180k chars, 1 epoch', gpt_workload, args.repeats))

@@ -14,9 +14,10 @@ from .core import get_device, set_seed
 
 # %% auto 0
 __all__ = ['EVENTS', 'CourseError', 'NonFiniteLossError', 'LossInputError', 'DeviceMismatchError', 'EmptyDataError',
-           'CancelFitException', 'CancelEpochException', 'check_loss_inputs', 'to_device', 'check_devices',
-           'resolve_precision', 'autocast_context', 'compile_supported', 'maybe_compile', 'warmup_cosine_schedule',
-           'one_cycle_schedule', 'make_schedule', 'accuracy', 'Callback', 'History', 'EarlyStoppingCB', 'Learner']
+           'CancelFitException', 'CancelEpochException', 'check_loss_inputs', 'batch_count', 'to_device',
+           'check_devices', 'resolve_precision', 'autocast_context', 'compile_supported', 'maybe_compile',
+           'warmup_cosine_schedule', 'one_cycle_schedule', 'make_schedule', 'accuracy', 'Callback', 'History',
+           'EarlyStoppingCB', 'Learner']
 
 # %% ../nbs/02_learner.ipynb 6
 class CourseError(Exception): "Base class of the course's errors: each message names the problem and the fix."
@@ -84,6 +85,11 @@ def _tensors(obj):
         for v in obj.values(): yield from _tensors(v)
     elif isinstance(obj, (list, tuple)):
         for v in obj: yield from _tensors(v)
+
+def batch_count(dl) -> int | None:
+    "Number of batches in `dl`, or None for an unsized (iterable) loader."
+    try: return len(dl)
+    except TypeError: return None
 
 def to_device(batch, device):
     "Move every tensor in a (nested) batch to `device`."
@@ -441,7 +447,7 @@ class Learner:
                 generator.set_state(resume_rng['epoch_generator_state'])
         self.epoch_rng_state = _rng_state() if any(cb.needs_rng_state for cb in self.cbs) else None
         self.epoch_generator_state = generator.get_state() if generator is not None else None
-        n_batches = len(self.train_dl) if hasattr(self.train_dl, '__len__') else None
+        n_batches = batch_count(self.train_dl)
         k, start = self.grad_accum_steps, time.perf_counter()
         batches = iter(self.train_dl)
         for _ in range(skip_batches): next(batches)               # same order, already trained on
@@ -505,7 +511,11 @@ class Learner:
 
     # -- fit -----------------------------------------------------------------------------------------------
     def total_steps(self, num_epochs, max_steps=None):
-        n = math.ceil(len(self.train_dl) / self.grad_accum_steps) * num_epochs
+        try: n = math.ceil(len(self.train_dl) / self.grad_accum_steps) * num_epochs
+        except TypeError:   # an endless or unsized loader (an IterableDataset): only max_steps can say when to stop
+            if max_steps: return max_steps
+            raise ValueError("The training dataloader has no length (an IterableDataset?), so the Learner cannot tell "
+                             "when an epoch ends. Fix: pass max_steps= to fit().") from None
         return min(n, max_steps) if max_steps else n
 
     def fit(self, num_epochs: int = 1, max_steps: int | None = None, resume=None):
@@ -523,7 +533,7 @@ class Learner:
             state = load_checkpoint(self, resume)
             start_epoch, skip = state['epoch'], state['batch_idx']
             resume_rng = {k: state[k] for k in ('rng_state', 'epoch_rng_state', 'epoch_generator_state')}
-            if skip >= len(self.train_dl):       # saved after the epoch's last batch
+            if skip >= (batch_count(self.train_dl) or float('inf')):       # saved after the epoch's last batch
                 self.epoch = start_epoch
                 if not self.history.epochs or self.history.epochs[-1]['epoch'] != start_epoch: self._end_epoch()
                 start_epoch, skip, resume_rng = start_epoch + 1, 0, None

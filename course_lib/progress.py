@@ -5,7 +5,7 @@
 # %% ../nbs/03_progress.ipynb 2
 from __future__ import annotations
 import os, sys, time
-from .learner import Callback
+from .learner import Callback, batch_count
 
 # %% auto 0
 __all__ = ['in_notebook', 'ProgressCB', 'LivePlotCB', 'plot_history']
@@ -44,7 +44,7 @@ class ProgressCB(Callback):
         if not self.show_bars: return None
         return _tqdm()(total=total, desc=desc, mininterval=self.mininterval, leave=False, dynamic_ncols=True, file=sys.stdout)
     def before_epoch(self):
-        total = len(self.learn.train_dl) if hasattr(self.learn.train_dl, '__len__') else None
+        total = batch_count(self.learn.train_dl)
         self.bar = self._bar(total, f"epoch {self.learn.epoch + 1}/{self.learn.num_epochs}")
         if self.bar is None: return
         self.bar.update(self.learn.batch_idx if self.learn.batch_idx and total and self.learn.batch_idx < total else 0)
@@ -59,7 +59,7 @@ class ProgressCB(Callback):
         if not hasattr(self, 'show_bars'): self.before_fit()   # evaluate() called on its own, outside fit()
         if not self.show_bars: return
         dl = self.learn.eval_dl
-        self.eval_bar = self._bar(len(dl) if hasattr(dl, '__len__') else None, 'evaluate')
+        self.eval_bar = self._bar(batch_count(dl), 'evaluate')
     def after_validate_batch(self):
         if getattr(self, 'eval_bar', None) is not None: self.eval_bar.update(1)
     def after_validate(self):

@@ -260,3 +260,21 @@ def test_accuracy_variants():
     assert accuracy(torch.tensor([[2.], [-1]]), torch.tensor([[1.], [1]])) == 0.5
     logits = torch.zeros(1, 3, 4); logits[0, :, 1] = 1
     assert accuracy(logits, torch.tensor([[1, 1, -100]])) == 1.0       # ignored positions do not count
+
+
+def test_unsized_loader_needs_max_steps():
+    "An IterableDataset has no length: fit works with max_steps, and without it says what to do."
+    import pytest, torch
+    from course_lib.learner import Learner, batch_count
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            g = torch.Generator().manual_seed(0)
+            while True:
+                x = torch.randn(4, generator=g); yield x, (x.sum() > 0).long()
+    dl = torch.utils.data.DataLoader(Stream(), batch_size=8)
+    assert batch_count(dl) is None and batch_count([1, 2]) == 2
+    learn = Learner(torch.nn.Linear(4, 2), dl, loss_func=torch.nn.functional.cross_entropy, device='cpu', progress=False)
+    learn.fit(1, max_steps=5)
+    assert learn.step == 5 and len(learn.history.steps) == 5
+    with pytest.raises(ValueError, match='max_steps'):
+        Learner(torch.nn.Linear(4, 2), dl, loss_func=torch.nn.functional.cross_entropy, device='cpu', progress=False).fit(1)
