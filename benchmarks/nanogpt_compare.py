@@ -10,15 +10,17 @@ What is compared, in one run of this script:
   1. nanoGPT's train.py for --iters iterations (its own model, AdamW, warmup + cosine schedule, gradient clipping);
      its training throughput from its own per-iteration times, and its wall time for the training iterations.
   2. course_lib's Learner training a transformers GPT2LMHeadModel of the same size with the same optimizer settings
-     and schedule, on random windows of the same training data, for the same wall time as nanoGPT's training
-     (or the same number of iterations, if it gets there first).
+     and schedule, on random windows of the same training data (gathered per batch, as nanoGPT's get_batch does),
+     for the same wall time as nanoGPT's training (or the same number of iterations, if it gets there first);
+     then the same with the course's own MiniGPT (chapter 31, PyTorch's fused attention), which separates the
+     cost of the training loop from the cost of the model implementation.
   3. Validation loss of each after that wall time, on random windows of the same validation split.
 
 Differences that remain, stated rather than hidden: transformers' GPT-2 uses the tanh GELU approximation and has
 biases (nanoGPT is run with bias=True to match); nanoGPT puts weight decay on weight matrices only, the Learner on
 all parameters; nanoGPT counts block_size targets per window, GPT2LMHeadModel block_size - 1.
 
-    NANOGPT_DIR=~/src/nanoGPT python benchmarks/nanogpt_compare.py            # about 2 x 2.5 minutes on 2 cores
+    NANOGPT_DIR=~/src/nanoGPT python benchmarks/nanogpt_compare.py            # about 2 minutes on 2 cores
     python benchmarks/nanogpt_compare.py --nanogpt-dir ../nanoGPT --iters 200  # shorter
 """
 import argparse, math, os, pickle, re, shutil, statistics, subprocess, sys, tempfile, time
@@ -69,14 +71,14 @@ def run_nanogpt(nanogpt: Path, workdir: Path, dataset: str, a):
                 val_loss=float(vals[-1][2]), iters=len(times))
 
 
-class RandomWindows(torch.utils.data.IterableDataset):
-    "Endless random windows of the ids, like nanoGPT's get_batch, as {'input_ids', 'labels'} dicts."
-    def __init__(self, ids, T, seed): self.ids, self.T, self.seed = ids, T, seed
+class RandomBatches(torch.utils.data.IterableDataset):
+    "Endless batches of random windows of the ids, gathered at once like nanoGPT's get_batch, as dict batches."
+    def __init__(self, ids, T, batch_size, seed): self.ids, self.T, self.bs, self.seed = ids, T, batch_size, seed
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed)
+        offsets = torch.arange(self.T)
         while True:
-            i = int(torch.randint(len(self.ids) - self.T, (1,), generator=g))
-            x = self.ids[i:i + self.T]
+            x = self.ids[torch.randint(len(self.ids) - self.T, (self.bs, 1), generator=g) + offsets]
             yield {'input_ids': x, 'labels': x}
 
 
@@ -89,13 +91,18 @@ class TimeLimit(Callback):
         if time.perf_counter() - self.start >= self.seconds: self.elapsed = time.perf_counter() - self.start; raise CancelFitException()
 
 
-def run_course(train_ids, val_ids, vocab, seconds, a):
-    from transformers import GPT2Config, GPT2LMHeadModel
+def run_course(train_ids, val_ids, vocab, seconds, a, model_name='gpt2'):
+    "model_name 'gpt2': transformers' GPT2LMHeadModel; 'minigpt': the course's own MiniGPT (chapter 31) with SDPA."
     set_seed(0)
-    cfg = GPT2Config(vocab_size=vocab, n_positions=a.block_size, n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
-    model = GPT2LMHeadModel(cfg)
-    train_dl = torch.utils.data.DataLoader(RandomWindows(train_ids, a.block_size, 0), batch_size=a.batch_size)
+    if model_name == 'gpt2':
+        from transformers import GPT2Config, GPT2LMHeadModel
+        cfg = GPT2Config(vocab_size=vocab, n_positions=a.block_size, n_layer=a.n_layer, n_head=a.n_head, n_embd=a.n_embd,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
+        model = GPT2LMHeadModel(cfg)
+    else:
+        from course_lib.attention import MiniGPT
+        model = MiniGPT(vocab, a.block_size, a.n_embd, a.n_layer, a.n_head, use_sdpa=True)
+    train_dl = torch.utils.data.DataLoader(RandomBatches(train_ids, a.block_size, a.batch_size, 0), batch_size=None)
     limit = TimeLimit(seconds)
     import functools
     learn = Learner(model, train_dl, None, lr=a.lr, weight_decay=0.1, metrics={}, device='cpu', precision='fp32',
@@ -104,7 +111,7 @@ def run_course(train_ids, val_ids, vocab, seconds, a):
     # the schedule spans nanoGPT's iteration count; training stops at nanoGPT's wall time or after as many iterations
     learn.fit(1, max_steps=a.iters)
     elapsed = getattr(limit, 'elapsed', time.perf_counter() - limit.start)
-    val_dl = torch.utils.data.DataLoader(RandomWindows(val_ids, a.block_size, 1), batch_size=a.batch_size)
+    val_dl = torch.utils.data.DataLoader(RandomBatches(val_ids, a.block_size, a.batch_size, 1), batch_size=None)
     batches = [b for b, _ in zip(val_dl, range(a.eval_iters))]
     val_loss = learn.evaluate(batches)['loss']
     return dict(tokens_per_s=limit.steps * a.batch_size * a.block_size / elapsed, train_seconds=elapsed,
@@ -137,16 +144,19 @@ def main(argv=None):
         ng = run_nanogpt(nanogpt, workdir, 'course_shakespeare_char', a)
     print(f"nanoGPT:    {ng['iters']} iterations, {ng['tokens_per_s']:,.0f} tokens/s, "
           f"{ng['train_seconds']:.1f} s of training, val loss {ng['val_loss']:.4f}", flush=True)
-    cl = run_course(train_ids, val_ids, vocab, ng['train_seconds'], a)
-    print(f"course_lib: {cl['iters']} iterations, {cl['tokens_per_s']:,.0f} tokens/s, "
-          f"{cl['train_seconds']:.1f} s of training, val loss {cl['val_loss']:.4f}")
-    print('\n| | iterations | tokens/s | training time (s) | val loss |')
-    print('|---|---:|---:|---:|---:|')
-    for name, r in (('nanoGPT train.py', ng), ('course_lib Learner', cl)):
-        print(f"| {name} | {r['iters']} | {r['tokens_per_s']:,.0f} | {r['train_seconds']:.1f} | {r['val_loss']:.4f} |")
-    print(f"\ntokens/s ratio course_lib / nanoGPT = {cl['tokens_per_s'] / ng['tokens_per_s']:.3f}; "
-          f"val loss difference course_lib - nanoGPT = {cl['val_loss'] - ng['val_loss']:+.4f} nats per character")
-    return ng, cl
+    rows = [('nanoGPT train.py', ng)]
+    for model_name, label in (('gpt2', 'course_lib Learner + transformers GPT2LMHeadModel'),
+                              ('minigpt', 'course_lib Learner + course_lib MiniGPT (SDPA)')):
+        cl = run_course(train_ids, val_ids, vocab, ng['train_seconds'], a, model_name)
+        print(f"{label}: {cl['iters']} iterations, {cl['tokens_per_s']:,.0f} tokens/s, "
+              f"{cl['train_seconds']:.1f} s of training, val loss {cl['val_loss']:.4f}", flush=True)
+        rows.append((label, cl))
+    print('\n| | iterations | tokens/s | training time (s) | val loss | tokens/s vs nanoGPT | val loss - nanoGPT |')
+    print('|---|---:|---:|---:|---:|---:|---:|')
+    for name, r in rows:
+        print(f"| {name} | {r['iters']} | {r['tokens_per_s']:,.0f} | {r['train_seconds']:.1f} | {r['val_loss']:.4f} | "
+              f"{r['tokens_per_s'] / ng['tokens_per_s']:.3f} | {r['val_loss'] - ng['val_loss']:+.4f} |")
+    return rows
 
 
 if __name__ == '__main__':
