@@ -9,8 +9,9 @@ from pathlib import Path
 from .cli import read_notebook, write_notebook
 
 # %% auto 0
-__all__ = ['TIME_PREFIX', 'estimate_reading_minutes', 'stated_reading_minutes', 'load_runtimes', 'time_line', 'update_time_lines',
-           'plan_workshop', 'extract_terms', 'collect_glossary', 'build_site', 'internal_links', 'broken_links']
+__all__ = ['TIME_PREFIX', 'estimate_reading_minutes', 'stated_reading_minutes', 'load_runtimes', 'stated_runtimes', 'time_line',
+           'update_time_lines', 'plan_workshop', 'extract_terms', 'collect_glossary', 'build_site', 'internal_links',
+           'broken_links']
 
 # %% ../nbs/08_course_site.ipynb 4
 TIME_PREFIX = '**Time:**'
@@ -41,13 +42,23 @@ def load_runtimes(runs_dir) -> dict:
 def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.1f} min"
 
-def time_line(reading: int, runtimes: dict) -> str:
-    parts = [f"{p} {_fmt_seconds(runtimes[p][0])} on {runtimes[p][1]}" if p in runtimes else f"{p} not measured yet"
-             for p in ('smoke', 'workshop', 'full')]
+def stated_runtimes(nb) -> dict:
+    "{profile: text} for the runtimes already measured in the notebook's Time line, e.g. {'workshop': '76 s on cpu (2-core)'}."
+    for c in nb.cells[:2]:
+        m = re.search(re.escape(TIME_PREFIX) + r'.*Measured runtime: (.*)\.\s*$', c.source, re.M) if c.cell_type == 'markdown' else None
+        if m: return {p: rest.strip() for p, _, rest in (part.strip().partition(' ') for part in m.group(1).split(';'))
+                      if p in ('smoke', 'workshop', 'full') and 'not measured' not in rest}
+    return {}
+
+def time_line(reading: int, runtimes: dict, stated: dict | None = None) -> str:
+    "The Time line: a new measurement wins, else the one already stated (`stated`), else 'not measured yet'."
+    stated = stated or {}
+    parts = [f"{p} {_fmt_seconds(runtimes[p][0])} on {runtimes[p][1]}" if p in runtimes
+             else f"{p} {stated[p]}" if p in stated else f"{p} not measured yet" for p in ('smoke', 'workshop', 'full')]
     return f"{TIME_PREFIX} about {reading} min to read and do the exercises. Measured runtime: " + '; '.join(parts) + '.'
 
 def update_time_lines(root, runs_dir=None) -> int:
-    "Write or refresh the Time line at the top of every notebook; return how many notebooks changed."
+    "Write or refresh the Time line at the top of every notebook (keeping runtimes no report replaces); return how many changed."
     from course_lib.cli import list_notebooks
     root = Path(root); runtimes = load_runtimes(runs_dir or root / 'runs'); changed = 0
     for path in list_notebooks(root / 'nbs'):
@@ -55,7 +66,7 @@ def update_time_lines(root, runs_dir=None) -> int:
         first = next((c for c in nb.cells if c.cell_type == 'markdown'), None)
         if first is None: continue
         reading = stated_reading_minutes(nb) or estimate_reading_minutes(nb)
-        line = time_line(reading, runtimes.get(path.name, {}))
+        line = time_line(reading, runtimes.get(path.name, {}), stated_runtimes(nb))
         lines = [l for l in first.source.splitlines() if not l.startswith(TIME_PREFIX)]
         rest = lines[1:]
         while rest and not rest[0].strip(): rest.pop(0)

@@ -94,6 +94,24 @@ def test_time_lines_and_plan(tmp_path):
     assert [p['chapter'] for p in short] == ['00_core.ipynb']
 
 
+def test_time_lines_keep_runtimes_no_report_replaces(tmp_path):
+    root = tmp_path / 'c'; (root / 'nbs').mkdir(parents=True); (root / 'settings.ini').write_text('[DEFAULT]\n')
+    shutil.copy(ROOT / 'nbs' / '00_core.ipynb', root / 'nbs')
+    def report(profile, seconds, device):
+        (root / 'runs' / profile).mkdir(parents=True, exist_ok=True)
+        (root / 'runs' / profile / 'report.json').write_text(json.dumps({'profile': profile, 'device': device, 'notebooks': [
+            {'path': 'nbs/00_core.ipynb', 'status': 'ok', 'seconds': seconds, 'metrics': {}}]}))
+    report('workshop', 140.0, 'cuda (NVIDIA H100)')
+    update_time_lines(root)
+    shutil.rmtree(root / 'runs' / 'workshop'); report('smoke', 3.0, 'cpu (2-core)')
+    update_time_lines(root)                                   # only a smoke report now: the workshop time stays
+    line = next(l for l in read_notebook(root / 'nbs' / '00_core.ipynb').cells[0].source.splitlines() if l.startswith('**Time:**'))
+    assert 'smoke 3 s on cpu (2-core); workshop 2.3 min on cuda (NVIDIA H100); full not measured yet.' in line
+    report('workshop', 30.0, 'cpu (2-core)'); update_time_lines(root)     # a new measurement replaces the old one
+    line = read_notebook(root / 'nbs' / '00_core.ipynb').cells[0].source
+    assert 'workshop 30 s on cpu (2-core)' in line and 'H100' not in line
+
+
 def test_plan_command_prints_a_schedule(capsys):
     assert main(['plan', '--hours', '2', '--profile', 'smoke']) == 0
     assert 'Workshop of 2 h' in capsys.readouterr().out
