@@ -29,6 +29,18 @@ def test_every_chapter_has_at_least_three_checked_exercises(path):
     assert len(exercises) >= 3, f"{path.name} has {len(exercises)} exercises with solution and check"
 
 
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_a_chapter_that_changes_torch_threads_gives_them_back(path):
+    # `make test-notebooks` runs every chapter in one process: a chapter left at one thread slowed the
+    # MiniLM chapters that came after it by 1.4-1.7x.
+    code = '\n'.join(c.source for c in read(path).cells if c.cell_type == 'code')
+    calls = re.findall(r'torch\.set_num_threads\(([^)]*)\)', code)
+    if not calls: return
+    saved = re.findall(r'(\w+)\s*=\s*torch\.get_num_threads\(\)', code)
+    assert saved and calls[-1].strip() in saved, \
+        f"{path.name} calls torch.set_num_threads but never restores it: save torch.get_num_threads() first and set it back at the end"
+
+
 def test_library_contains_no_solutions():
     for py in (ROOT / 'course_lib').glob('*.py'):
         assert not re.search(r'^\s*### BEGIN SOLUTION', py.read_text(), re.M), py
