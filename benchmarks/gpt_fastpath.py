@@ -1,10 +1,10 @@
 """GPT-2 124M training throughput, MFU and peak memory with course_lib's fast path, each switch on and off.
 
 Runs the course's Learner on the GPT-2 small configuration (12 layers, 12 heads, 768 wide, context 1024,
-vocabulary 50257 padded to 50304 when `pad_vocab` is on) with `course_lib.perf.FastPath`: first every switch on,
+vocabulary 50257 padded to 50304 when `pad_vocab` is on) with `course_lib.train.performance.FastPath`: first every switch on,
 then each switch off in turn, then every switch off. For each configuration it prints tokens/s (timed after a
 few warm-up steps, which include compilation), model TFLOP/s, MFU against the GPU's dense bf16 peak (unknown
-on a GPU that is not in `course_lib.perf.PEAK_BF16_FLOPS`, and on a CPU), the CUDA allocator's peak memory, and
+on a GPU that is not in `course_lib.train.performance.PEAK_BF16_FLOPS`, and on a CPU), the CUDA allocator's peak memory, and
 the ratio to the all-on configuration, all measured in this one process. Gradient checkpointing is off in
 "all on" and measured as its own row (it trades time for memory).
 
@@ -17,8 +17,8 @@ import argparse, dataclasses, gc, os, time
 import torch
 
 from course_lib.core import env_report, get_device, set_seed
-from course_lib.learner import Learner, Callback, CancelFitException
-from course_lib.perf import FastPath, MFUCB, peak_flops, peak_memory_mb, reset_peak_memory, gpt2_flops_per_token
+from course_lib.train.learner import Learner, Callback, CancelFitException
+from course_lib.train.performance import FastPath, MFUCB, peak_flops, peak_memory_mb, reset_peak_memory, gpt2_flops_per_token
 
 
 class Windows(torch.utils.data.Dataset):

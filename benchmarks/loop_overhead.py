@@ -17,9 +17,9 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib.core import set_seed, data_path, env_report, get_device
-from course_lib.learner import to_device
-from course_lib.learner import Learner
-from course_lib.digits import load_digits_splits, MLP
+from course_lib.train.learner import to_device
+from course_lib.train.learner import Learner
+from course_lib.projects.digits_mlp import load_digits_splits, MLP
 
 
 def digits_workload():

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from course_lib.core import env_report, set_seed, data_path
-from course_lib.learner import Learner, Callback, CancelFitException
+from course_lib.train.learner import Learner, Callback, CancelFitException
 
 
 def prepare(workdir: Path, dataset: str):
@@ -100,7 +100,7 @@ def run_course(train_ids, val_ids, vocab, seconds, a, model_name='gpt2'):
                          resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
         model = GPT2LMHeadModel(cfg)
     else:
-        from course_lib.attention import MiniGPT
+        from course_lib.algorithms.attention import MiniGPT
         model = MiniGPT(vocab, a.block_size, a.n_embd, a.n_layer, a.n_head, use_sdpa=True)
     train_dl = torch.utils.data.DataLoader(RandomBatches(train_ids, a.block_size, a.batch_size, 0), batch_size=None)
     limit = TimeLimit(seconds)

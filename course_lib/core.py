@@ -11,7 +11,7 @@ import torch
 
 # %% auto 0
 __all__ = ['PROFILES', 'RUN_METRICS', 'get_profile', 'by_profile', 'available_devices', 'get_device', 'set_seed', 'env_report',
-           'record', 'data_dir', 'data_path', 'Timer']
+           'record', 'repo_root', 'data_dir', 'data_path', 'Timer']
 
 # %% ../nbs/00_core.ipynb 4
 PROFILES = ('smoke', 'workshop', 'full')
@@ -105,6 +105,14 @@ def record(name: str, value) -> float:
     return value
 
 # %% ../nbs/00_core.ipynb 19
+def repo_root(start: Path | None = None) -> Path | None:
+    "The course checkout containing `start` (default: the working directory), found by its settings.ini."
+    for p in [start or Path.cwd(), *(start or Path.cwd()).parents]:
+        if (p / 'settings.ini').exists() and (p / 'nbs').is_dir(): return p
+    here = Path(__file__).resolve().parent.parent if '__file__' in globals() else None
+    if here and (here / 'settings.ini').exists(): return here
+    return None
+
 def data_dir() -> Path:
     "The folder with the course's data files: `$COURSE_DATA_DIR`, else the `data/` folder of this checkout."
     env = os.environ.get('COURSE_DATA_DIR')

@@ -1,9 +1,9 @@
-"""Tests for course_lib.timeline: loading and validating the model timeline, the growth fit, the plot, 6ND."""
+"""Tests for course_lib.concepts.large_models: loading and validating the model timeline, the growth fit, the plot, 6ND."""
 import math
 import numpy as np
 import pandas as pd
 import pytest
-from course_lib.timeline import (TIMELINE_COLUMNS, load_timeline, plot_timeline, growth_per_year,
+from course_lib.concepts.large_models import (TIMELINE_COLUMNS, load_timeline, plot_timeline, growth_per_year,
                                  training_flops_estimate)
 
 HEADER = ','.join(TIMELINE_COLUMNS)

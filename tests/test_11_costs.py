@@ -1,11 +1,11 @@
-"Tests for course_lib.costs: compute, memory and cost calculator (CPU, tiny models)."
+"Tests for course_lib.concepts.compute_cost: compute, memory and cost calculator (CPU, tiny models)."
 import math
 import pytest
 import torch
 import torch.nn as nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2Config, GPT2LMHeadModel
-from course_lib.costs import (PF_DAY_FLOPS, BYTES_PER_DTYPE, OPTIMIZER_STATES, TRAINING_PRECISIONS, training_flops,
+from course_lib.concepts.compute_cost import (PF_DAY_FLOPS, BYTES_PER_DTYPE, OPTIMIZER_STATES, TRAINING_PRECISIONS, training_flops,
                               inference_flops, decoder_params, matmul_params, transformer_flops_per_token, chinchilla_optimal,
                               training_memory_bytes, kv_cache_bytes, inference_memory_bytes, gpu_hours, training_cost,
                               cost_per_1k_requests)

@@ -1,6 +1,6 @@
-"Tests for course_lib.decide: the build / buy / finetune / prompt decision and the headless quiz."
+"Tests for course_lib.concepts.build_or_buy: the build / buy / finetune / prompt decision and the headless quiz."
 import pytest
-from course_lib.decide import OPTIONS, Decision, choose_approach, Question, Answer, Quiz
+from course_lib.concepts.build_or_buy import OPTIONS, Decision, choose_approach, Question, Answer, Quiz
 
 
 def test_enough_labels_and_a_pretrained_model_means_finetune():

@@ -1,10 +1,10 @@
-"Tests for course_lib.product: business metrics, the routing decision and A/B test sizing (CPU, tiny inputs)."
+"Tests for course_lib.concepts.model_to_product: business metrics, the routing decision and A/B test sizing (CPU, tiny inputs)."
 import math
 import pytest
 import torch
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize, proportions_ztest
-from course_lib.product import (cost_weighted_error, min_cost_decision, routing_cost, sample_size_two_proportions,
+from course_lib.concepts.model_to_product import (cost_weighted_error, min_cost_decision, routing_cost, sample_size_two_proportions,
                                 two_proportion_ztest)
 
 

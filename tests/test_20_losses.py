@@ -1,8 +1,8 @@
-"""Tests for course_lib.losses: every loss against torch.nn.functional, at ordinary and extreme (±100) inputs."""
+"""Tests for course_lib.maths.losses: every loss against torch.nn.functional, at ordinary and extreme (±100) inputs."""
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from torch.testing import assert_close
 from torch.utils.data import TensorDataset, DataLoader
-from course_lib.losses import (mse_loss, mae_loss, huber_loss, logsumexp, log_softmax, cross_entropy,
+from course_lib.maths.losses import (mse_loss, mae_loss, huber_loss, logsumexp, log_softmax, cross_entropy,
                                binary_cross_entropy, softplus, binary_cross_entropy_with_logits, kl_divergence,
                                perplexity)
 
@@ -150,7 +150,7 @@ def test_perplexity_is_exp_cross_entropy_and_uniform_gives_vocab_size():
 
 
 def test_learner_training_with_our_cross_entropy_matches_functional():
-    from course_lib.learner import Learner
+    from course_lib.train.learner import Learner
     from course_lib.core import set_seed
     X, y = torch.randn(40, 4), torch.randint(0, 3, (40,))
     def run(loss_func):

@@ -1,10 +1,10 @@
-"Tests for course_lib.activations: functions match PyTorch, derivatives match autograd, softmax, deep stacks, dead units."
+"Tests for course_lib.maths.activations: functions match PyTorch, derivatives match autograd, softmax, deep stacks, dead units."
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.testing import assert_close
-from course_lib.activations import (sigmoid, sigmoid_grad, tanh, tanh_grad, relu, relu_grad, leaky_relu,
+from course_lib.maths.activations import (sigmoid, sigmoid_grad, tanh, tanh_grad, relu, relu_grad, leaky_relu,
                                     leaky_relu_grad, gelu, gelu_grad, silu, silu_grad, autograd_derivative,
                                     ACTIVATIONS, get_activation, softmax, softmax_jacobian, softmax_backward,
                                     deep_stack, layer_grad_norms, dead_units)

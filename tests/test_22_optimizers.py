@@ -1,7 +1,7 @@
-"Tests for course_lib.optimizers: scratch optimizers match torch.optim step for step; test surfaces; bad input."
+"Tests for course_lib.maths.optimizers: scratch optimizers match torch.optim step for step; test surfaces; bad input."
 import pytest
 import torch
-from course_lib.optimizers import (SGDScratch, RMSPropScratch, AdamScratch, AdamWScratch, compare_with_torch,
+from course_lib.maths.optimizers import (SGDScratch, RMSPropScratch, AdamScratch, AdamWScratch, compare_with_torch,
                                    assert_same_params, bowl, rosenbrock, trajectory)
 
 

@@ -1,10 +1,10 @@
-"Tests for course_lib.backprop: hand-written backward passes, the gradient checker and the scalar autograd engine."
+"Tests for course_lib.maths.backprop: hand-written backward passes, the gradient checker and the scalar autograd engine."
 import math
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
-from course_lib.backprop import (two_layer_forward, two_layer_backward, linear_backward, relu_backward,
+from course_lib.maths.backprop import (two_layer_forward, two_layer_backward, linear_backward, relu_backward,
                                  cross_entropy_and_grad, mse_and_grad, numerical_grad, grad_check, Value, ScalarMLP)
 
 

@@ -1,12 +1,12 @@
-"Tests for course_lib.regularization: penalties, PenaltyCB, sparsity, dropout, batch norm, shifts and AugmentCB."
+"Tests for course_lib.maths.regularization: penalties, PenaltyCB, sparsity, dropout, batch norm, shifts and AugmentCB."
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.testing import assert_close
-from course_lib.learner import Learner
-from course_lib.digits import tensor_loader
-from course_lib.regularization import (l2_penalty, l1_penalty, PenaltyCB, sparsity, dropout, DropoutScratch,
+from course_lib.train.learner import Learner
+from course_lib.projects.digits_mlp import tensor_loader
+from course_lib.maths.regularization import (l2_penalty, l1_penalty, PenaltyCB, sparsity, dropout, DropoutScratch,
                                        BatchNormScratch, shift_images, random_shift, AugmentCB)
 
 

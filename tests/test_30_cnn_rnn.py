@@ -1,10 +1,10 @@
-"Tests for course_lib.cnn_rnn: convolution, pooling and recurrent cells from scratch, checked against torch."
+"Tests for course_lib.algorithms.cnn_rnn: convolution, pooling and recurrent cells from scratch, checked against torch."
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.testing import assert_close
-from course_lib.cnn_rnn import (conv_output_size, conv2d, max_pool2d, avg_pool2d, DigitsCNN, RNNCell, LSTMCell, unroll,
+from course_lib.algorithms.cnn_rnn import (conv_output_size, conv2d, max_pool2d, avg_pool2d, DigitsCNN, RNNCell, LSTMCell, unroll,
                                 copy_from_torch, input_gradient_norms, set_lstm_gate_biases_, recall_first_token_data,
                                 last_real_output, RecurrentClassifier)
 

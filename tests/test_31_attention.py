@@ -1,4 +1,4 @@
-"Tests for course_lib.attention: attention and masks vs PyTorch, multi-head attention, positions, MiniGPT == GPT-2."
+"Tests for course_lib.algorithms.attention: attention and masks vs PyTorch, multi-head attention, positions, MiniGPT == GPT-2."
 import math
 import pytest
 import torch
@@ -6,8 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.testing import assert_close
 from transformers import GPT2LMHeadModel
-from course_lib.gpt import gpt_config
-from course_lib.attention import (causal_mask, padding_mask, scaled_dot_product_attention, MultiHeadAttention,
+from course_lib.algorithms.pretraining_gpt import gpt_config
+from course_lib.algorithms.attention import (causal_mask, padding_mask, scaled_dot_product_attention, MultiHeadAttention,
                                   sinusoidal_positions, TransformerBlock, LMOutput, MiniGPT, minigpt_from_config,
                                   load_gpt2_weights, count_params)
 
@@ -97,8 +97,8 @@ def test_minigpt_equals_gpt2_and_errors():
 
 
 def test_minigpt_trains_with_learner():
-    from course_lib.learner import Learner
-    from course_lib.gpt import lm_dataloaders
+    from course_lib.train.learner import Learner
+    from course_lib.algorithms.pretraining_gpt import lm_dataloaders
     torch.manual_seed(0)
     ids = torch.tensor([0, 1, 2, 3] * 200)
     tr, va = lm_dataloaders(ids, 8, 16, steps_per_epoch=20, valid_windows=8)

@@ -1,10 +1,10 @@
-"Tests for course_lib.tokenization: BPE from scratch, the tokenizers comparison helpers, word2vec pieces."
+"Tests for course_lib.algorithms.tokenization: BPE from scratch, the tokenizers comparison helpers, word2vec pieces."
 import math
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
-from course_lib.tokenization import (pre_tokenize, pair_counts, merge_pair, BPETokenizer, train_bpe, train_hf_bpe,
+from course_lib.algorithms.tokenization import (pre_tokenize, pair_counts, merge_pair, BPETokenizer, train_bpe, train_hf_bpe,
                                      chars_per_token, noise_distribution, sgns_loss, SkipGram, skipgram_pairs,
                                      nearest_words)
 

@@ -1,10 +1,10 @@
-"""Tests for course_lib.gpt: tokenizer, config, LM dataloaders, generation, save/load and the course GPT loader."""
+"""Tests for course_lib.algorithms.pretraining_gpt: tokenizer, config, LM dataloaders, generation, save/load and the course GPT loader."""
 import json, math
 import pytest, torch, torch.nn.functional as F
 from torch.testing import assert_close
 from transformers import GPT2Config, GPT2LMHeadModel
-from course_lib.checkpoint import CheckpointError
-from course_lib.gpt import (CharTokenizer, UnknownCharacterError, split_by_position, LMDataset, lm_dataloaders,
+from course_lib.train.checkpoint import CheckpointError
+from course_lib.algorithms.pretraining_gpt import (CharTokenizer, UnknownCharacterError, split_by_position, LMDataset, lm_dataloaders,
                             gpt_config, generate_text, SampleCB, save_gpt, load_gpt, train_gpt, load_course_gpt,
                             course_models_dir, TOKENIZER_FILE)
 

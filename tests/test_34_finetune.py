@@ -1,10 +1,10 @@
-"Tests for course_lib.finetune: topic data, local loading, pooling, the classifier, LoRA from scratch."
+"Tests for course_lib.algorithms.finetuning: topic data, local loading, pooling, the classifier, LoRA from scratch."
 import pytest
 import torch
 import torch.nn as nn
 from torch.testing import assert_close
 from transformers import BertConfig, BertModel
-from course_lib.finetune import (load_topics, minilm_path, load_encoder, mean_pool, ClassifierOutput, TextClassifier,
+from course_lib.algorithms.finetuning import (load_topics, minilm_path, load_encoder, mean_pool, ClassifierOutput, TextClassifier,
                                  TokenizedDataset, count_trainable, freeze, LoRALinear, add_lora)
 
 

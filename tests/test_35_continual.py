@@ -1,14 +1,14 @@
-"Tests for course_lib.continual: drift stream, prequential evaluation, drift alarm, replay buffer, EWC."
+"Tests for course_lib.algorithms.continual: drift stream, prequential evaluation, drift alarm, replay buffer, EWC."
 import copy
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.testing import assert_close
-from course_lib.learner import Learner, Callback
-from course_lib.digits import tensor_loader
-from course_lib.regularization import PenaltyCB
-from course_lib.continual import (permute_pixels, drift_stream, batch_accuracy, prequential, drift_alarm,
+from course_lib.train.learner import Learner, Callback
+from course_lib.projects.digits_mlp import tensor_loader
+from course_lib.maths.regularization import PenaltyCB
+from course_lib.algorithms.continual import (permute_pixels, drift_stream, batch_accuracy, prequential, drift_alarm,
                                   TaskAccuracyCB, ReplayBuffer, ReplayCB, fisher_diagonal, EWCPenalty)
 
 

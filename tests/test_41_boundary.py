@@ -2,7 +2,7 @@ import matplotlib
 matplotlib.use('Agg')
 import pytest, torch
 from statsmodels.stats.proportion import proportion_confint
-from course_lib.boundary import four_point_data, predict_proba_fn, plot_decision_boundary, accuracy_interval
+from course_lib.projects.four_points import four_point_data, predict_proba_fn, plot_decision_boundary, accuracy_interval
 
 
 def test_four_point_data_is_the_articles():

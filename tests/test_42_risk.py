@@ -2,7 +2,7 @@ import matplotlib
 matplotlib.use('Agg')
 import numpy as np, pytest, torch
 from sklearn.metrics import roc_auc_score, roc_curve
-from course_lib.risk import (load_risk_dataset, RISK_DATASETS, RiskMLP, roc_auc, roc_points, calibration_bins,
+from course_lib.projects.risk_scoring import (load_risk_dataset, RISK_DATASETS, RiskMLP, roc_auc, roc_points, calibration_bins,
                              plot_calibration, confusion_at, expected_cost, best_threshold)
 
 

@@ -1,7 +1,7 @@
 import pytest, torch
 from sklearn.metrics import f1_score, confusion_matrix as sk_confusion
 from torch.utils.data import DataLoader
-from course_lib.textclf import (tokenize_words, Vocab, TextDataset, pad_collate, LSTMClassifier, confusion_matrix, macro_f1)
+from course_lib.projects.lstm_classifier import (tokenize_words, Vocab, TextDataset, pad_collate, LSTMClassifier, confusion_matrix, macro_f1)
 
 
 def test_tokenize_words():

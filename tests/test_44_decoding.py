@@ -1,12 +1,12 @@
-"""Tests for course_lib.decoding: logits filters, decoding loops, scoring, the text interface and load_lm."""
+"""Tests for course_lib.projects.text_generation: logits filters, decoding loops, scoring, the text interface and load_lm."""
 import math
 import pytest, torch, torch.nn.functional as F
 from torch.testing import assert_close
 from transformers import GPT2LMHeadModel
 from transformers.generation.logits_process import (TopKLogitsWarper, TopPLogitsWarper, TemperatureLogitsWarper,
                                                     RepetitionPenaltyLogitsProcessor)
-from course_lib.gpt import CharTokenizer, gpt_config, save_gpt
-from course_lib.decoding import (ModelNotFoundError, load_lm, context_length, next_token_logits, greedy_decode,
+from course_lib.algorithms.pretraining_gpt import CharTokenizer, gpt_config, save_gpt
+from course_lib.projects.text_generation import (ModelNotFoundError, load_lm, context_length, next_token_logits, greedy_decode,
                                  apply_temperature, top_k_filter, top_p_filter, apply_repetition_penalty,
                                  process_logits, sample_decode, beam_search, token_logprobs, distinct_n,
                                  tokenizer_vocab_size, continue_text, STRATEGY_NAMES)
@@ -205,7 +205,7 @@ def test_load_lm_missing_hub_name_offline():
 
 def test_load_lm_transformers_format_folder(tmp_path):
     from transformers import PreTrainedTokenizerFast
-    from course_lib.tokenization import train_hf_bpe
+    from course_lib.algorithms.tokenization import train_hf_bpe
     hf_tok = PreTrainedTokenizerFast(tokenizer_object=train_hf_bpe(TEXT * 20, 300))
     model = tiny_model(len(hf_tok))
     model.save_pretrained(tmp_path / 'hf'); hf_tok.save_pretrained(tmp_path / 'hf')

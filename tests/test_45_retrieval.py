@@ -1,12 +1,12 @@
-"Tests for course_lib.retrieval: queries file, batched encoding, the exact vector index, metrics, TF-IDF baseline."
+"Tests for course_lib.projects.semantic_search: queries file, batched encoding, the exact vector index, metrics, TF-IDF baseline."
 import math
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 from transformers import BertConfig, BertModel
-from course_lib.finetune import load_encoder, load_topics, mean_pool
-from course_lib.retrieval import (load_queries, encode_texts, VectorIndex, relevance_matrix, hit_rate_at_k,
+from course_lib.algorithms.finetuning import load_encoder, load_topics, mean_pool
+from course_lib.projects.semantic_search import (load_queries, encode_texts, VectorIndex, relevance_matrix, hit_rate_at_k,
                                   precision_at_k_relevance, mean_reciprocal_rank, tfidf_search)
 
 

@@ -1,10 +1,10 @@
-"Tests for course_lib.qa: the FAQ files, the split, the FAQ assistant with its fallback, the metrics and the threshold."
+"Tests for course_lib.projects.qa_assistant: the FAQ files, the split, the FAQ assistant with its fallback, the metrics and the threshold."
 import math
 import pytest
 import torch
 from transformers import BertConfig, BertModel
-from course_lib.finetune import load_encoder
-from course_lib.qa import (FALLBACK_ANSWER, NONE_LABEL, FIELDS, load_faq, load_faq_questions, split_questions, faq_texts,
+from course_lib.algorithms.finetuning import load_encoder
+from course_lib.projects.qa_assistant import (FALLBACK_ANSWER, NONE_LABEL, FIELDS, load_faq, load_faq_questions, split_questions, faq_texts,
                            split_sentences, FAQAssistant, qa_metrics, choose_threshold)
 
 TOY_FAQ = [{'id': 'ship', 'question': 'How long does delivery take?', 'answer': 'Two to four days. Express takes one day.'},

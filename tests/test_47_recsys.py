@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import ndcg_score
-from course_lib.recsys import (simulate_interactions, split_interactions, interaction_matrix, recall_at_k, ndcg_at_k,
+from course_lib.projects.recommender import (simulate_interactions, split_interactions, interaction_matrix, recall_at_k, ndcg_at_k,
                                mask_seen, popularity_scores, MatrixFactorization, bpr_loss, sample_negatives,
                                NegativeSampler, recommend, fold_in_users)
-from course_lib.learner import Learner
+from course_lib.train.learner import Learner
 from course_lib.core import set_seed
 
 

@@ -1,9 +1,9 @@
-"Tests for course_lib.summarize: lead-k, centrality scores (centroid, TextRank), extractive summaries, ROUGE-1."
+"Tests for course_lib.applications.language: lead-k, centrality scores (centroid, TextRank), extractive summaries, ROUGE-1."
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
-from course_lib.summarize import lead_k, centroid_scores, textrank_scores, extractive_summary, rouge1
+from course_lib.applications.language import lead_k, centroid_scores, textrank_scores, extractive_summary, rouge1
 
 
 def test_lead_k():

@@ -1,9 +1,9 @@
-"Tests for course_lib.vision: worst mistakes, class selection, few-shot sampling, image transforms, transfer models."
+"Tests for course_lib.applications.vision: worst mistakes, class selection, few-shot sampling, image transforms, transfer models."
 import pytest
 import torch
 import torch.nn.functional as F
-from course_lib.cnn_rnn import DigitsCNN
-from course_lib.vision import worst_mistakes, select_classes, few_per_class, invert_images, rotate_images, transfer_cnn
+from course_lib.algorithms.cnn_rnn import DigitsCNN
+from course_lib.applications.vision import worst_mistakes, select_classes, few_per_class, invert_images, rotate_images, transfer_cnn
 
 
 def test_worst_mistakes_orders_errors_by_loss_and_skips_correct_ones():

@@ -1,9 +1,9 @@
-"Tests for course_lib.forecast: data loading, chronological split, windows, baselines, metrics, Holt-Winters, MLP."
+"Tests for course_lib.applications.forecasting: data loading, chronological split, windows, baselines, metrics, Holt-Winters, MLP."
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import mean_absolute_error, mean_squared_error
-from course_lib.forecast import (load_co2_monthly, time_split, make_windows, naive_forecast, seasonal_naive_forecast,
+from course_lib.applications.forecasting import (load_co2_monthly, time_split, make_windows, naive_forecast, seasonal_naive_forecast,
                                  mae, rmse, mase, rolling_forecasts, holt_winters_forecaster, WindowScaler,
                                  MLPForecaster, window_model_forecaster)
 

@@ -2,10 +2,10 @@ import matplotlib
 matplotlib.use('Agg')
 import numpy as np, pandas as pd, pytest, torch
 from sklearn.metrics import confusion_matrix, roc_auc_score
-from course_lib.fairness import (ROSSI_FEATURES, load_rossi, load_rossi_split, out_of_fold_probs, group_metrics,
+from course_lib.applications.risk_fairness import (ROSSI_FEATURES, load_rossi, load_rossi_split, out_of_fold_probs, group_metrics,
                                  demographic_parity_difference, equalized_odds_difference, threshold_per_group)
-from course_lib.risk import RISK_DATASETS, load_risk_dataset
-from course_lib.boundary import accuracy_interval
+from course_lib.projects.risk_scoring import RISK_DATASETS, load_risk_dataset
+from course_lib.projects.four_points import accuracy_interval
 
 
 def test_load_rossi_columns_and_size():

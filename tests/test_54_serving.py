@@ -1,9 +1,9 @@
 import json, socket
 import httpx, pytest, torch
 import torch.nn as nn
-from course_lib.digits import MLP
+from course_lib.projects.digits_mlp import MLP
 from course_lib.offline import block_network, allow_network, network_blocked
-from course_lib.serving import (export_model, load_exported, measure_latency, speedup, quantize_int8,
+from course_lib.applications.deployment import (export_model, load_exported, measure_latency, speedup, quantize_int8,
                                 PredictRequest, digits_preprocess, make_app, serve_in_thread)
 
 

@@ -6,8 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from course_lib.learner import Learner
-from course_lib.trust import (per_example_grads, clip_per_example, privatize_grads, PoissonSampler, DPSGDCB,
+from course_lib.train.learner import Learner
+from course_lib.applications.trust import (per_example_grads, clip_per_example, privatize_grads, PoissonSampler, DPSGDCB,
                               gaussian_rdp, sampled_gaussian_rdp, rdp_to_epsilon, dp_epsilon, per_example_losses,
                               membership_advantage, AttentionPoolClassifier, gradient_x_input, integrated_gradients,
                               token_attributions, per_class_recall, text_logprob, DEFAULT_ORDERS)

@@ -1,10 +1,10 @@
 import json, shutil
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset, DataLoader
-import course_lib.checkpoint as C
+import course_lib.train.checkpoint as C
 from course_lib.core import set_seed
-from course_lib.learner import Learner, Callback
-from course_lib.checkpoint import CheckpointCB, save_checkpoint, load_checkpoint, latest_checkpoint, list_checkpoints, CheckpointError
+from course_lib.train.learner import Learner, Callback
+from course_lib.train.checkpoint import CheckpointCB, save_checkpoint, load_checkpoint, latest_checkpoint, list_checkpoints, CheckpointError
 
 
 def make_learner(cbs=(), accum=1, width=16):
@@ -68,7 +68,7 @@ def test_corrupt_weights_are_reported_with_the_fix(tmp_path):
     learn = make_learner([CheckpointCB(tmp_path, every_steps=3)]); learn.fit(1)
     (latest_checkpoint(tmp_path) / 'model.safetensors').write_bytes(b'garbage')
     with pytest.raises(CheckpointError, match='corrupt.*Fix'):
-        make_learner().fit(2, resume=tmp_path)
+        make_learner([CheckpointCB(tmp_path)]).fit(2, resume=tmp_path)
 
 
 def test_incomplete_and_missing_checkpoints(tmp_path):

@@ -1,8 +1,10 @@
 import json, subprocess, sys, textwrap
 from pathlib import Path
 import nbformat, pytest, torch
-from course_lib.cli import doctor, run_notebooks, list_notebooks, main, repo_root
-from course_lib.digits import load_digits_splits, MLP, tensor_loader
+from course_lib.core import repo_root
+from course_lib.teach.notebooks import run_notebooks, list_notebooks
+from course_lib.cli import doctor, main
+from course_lib.projects.digits_mlp import load_digits_splits, MLP, tensor_loader
 
 
 def test_doctor_passes_here(capsys):

@@ -1,7 +1,7 @@
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset, DataLoader
-from course_lib.learner import Learner
-from course_lib.distributed import setup_distributed, reduce_sums, is_main_process, DistributedCB, run_ddp_check
+from course_lib.train.learner import Learner
+from course_lib.train.distributed import setup_distributed, reduce_sums, is_main_process, DistributedCB, run_ddp_check
 
 
 def test_single_process_is_a_no_op(monkeypatch):

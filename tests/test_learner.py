@@ -2,7 +2,7 @@ import math, warnings
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset, DataLoader
 from course_lib.core import set_seed
-from course_lib.learner import (Learner, Callback, EarlyStoppingCB, accuracy, check_loss_inputs, check_devices,
+from course_lib.train.learner import (Learner, Callback, EarlyStoppingCB, accuracy, check_loss_inputs, check_devices,
     resolve_precision, maybe_compile, warmup_cosine_schedule, make_schedule, NonFiniteLossError, LossInputError,
     DeviceMismatchError, EmptyDataError, CourseError)
 
@@ -131,7 +131,7 @@ def test_compile_failure_falls_back_to_eager():
 
 
 def test_compile_unavailable_warns_and_returns_model(monkeypatch):
-    import course_lib.learner as L
+    import course_lib.train.learner as L
     monkeypatch.setattr(L, 'compile_supported', lambda: (False, 'no Triton on this Windows machine'))
     model = nn.Linear(2, 2)
     with pytest.warns(UserWarning, match='Triton'):
@@ -265,7 +265,7 @@ def test_accuracy_variants():
 def test_unsized_loader_needs_max_steps():
     "An IterableDataset has no length: fit works with max_steps, and without it says what to do."
     import pytest, torch
-    from course_lib.learner import Learner, batch_count
+    from course_lib.train.learner import Learner, batch_count
     class Stream(torch.utils.data.IterableDataset):
         def __iter__(self):
             g = torch.Generator().manual_seed(0)

@@ -1,11 +1,11 @@
-"Tests for course_lib.perf: FLOPs estimate, MFU, the fast-path switches and the memory tools (CPU)."
+"Tests for course_lib.train.performance: FLOPs estimate, MFU, the fast-path switches and the memory tools (CPU)."
 import dataclasses
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-from course_lib.perf import (flops_per_token, gpt2_flops_per_token, peak_flops, mfu, MFUCB, FastPath, pad_to_multiple,
+from course_lib.train.performance import (flops_per_token, gpt2_flops_per_token, peak_flops, mfu, MFUCB, FastPath, pad_to_multiple,
                              saved_activation_bytes, peak_memory_mb, reset_peak_memory, PEAK_BF16_FLOPS)
-from course_lib.learner import Learner
+from course_lib.train.learner import Learner
 
 
 def test_flops_formula_and_errors():

@@ -1,9 +1,9 @@
 import json
 import pytest, torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset, DataLoader
-from course_lib.learner import Learner
-from course_lib.progress import ProgressCB, LivePlotCB, plot_history, in_notebook
-from course_lib.exercises import check, check_close, check_equal, check_true, check_range, ExerciseCheckFailed
+from course_lib.train.learner import Learner
+from course_lib.train.learner import ProgressCB, LivePlotCB, plot_history, in_notebook
+from course_lib.teach.exercises import check, check_close, check_equal, check_true, check_range, ExerciseCheckFailed
 
 
 def small_learner(**kw):
@@ -35,7 +35,7 @@ def test_live_plot_saves_a_figure_outside_notebooks(tmp_path):
 
 
 def test_plot_history_has_a_panel_per_metric():
-    from course_lib.learner import accuracy
+    from course_lib.train.learner import accuracy
     learn = small_learner(progress=False, metrics={'accuracy': accuracy})
     learn.fit(2)
     fig = plot_history(learn, show=False)

@@ -2,10 +2,11 @@
 import json, re, shutil, subprocess, tempfile
 from pathlib import Path
 import pytest
-from course_lib.cli import run_notebooks, main
-from course_lib.course_site import (build_site, broken_links, internal_links, plan_workshop, collect_glossary,
+from course_lib.teach.notebooks import run_notebooks
+from course_lib.cli import main
+from course_lib.teach.site import (build_site, broken_links, internal_links, plan_workshop, collect_glossary,
     extract_terms, time_line, update_time_lines, estimate_reading_minutes, stated_reading_minutes)
-from course_lib.cli import read_notebook
+from course_lib.teach.notebooks import read_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')

@@ -1,8 +1,9 @@
 import json, re
 from pathlib import Path
 import pytest
-from course_lib.teaching import has_solution, find_exercises, strip_solutions, student_notebook, release_student, grade_notebook, exercise_key
-from course_lib.cli import list_notebooks, main, read_notebook as read, execute_notebook
+from course_lib.teach.notebooks import has_solution, find_exercises, strip_solutions, student_notebook, release_student, grade_notebook, exercise_key
+from course_lib.teach.notebooks import list_notebooks, read_notebook as read, execute_notebook
+from course_lib.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = list_notebooks(ROOT / 'nbs')
@@ -66,7 +67,7 @@ def _run_allowing_errors(path):
 def test_student_copy_stubs_fail_their_checks_and_everything_else_runs(tmp_path):
     written = release_student(tmp_path / 'student', root=ROOT)
     assert {p.name for p in written} == {p.name for p in NOTEBOOKS}
-    assert (tmp_path / 'student' / 'data' / 'README.md').exists() and (tmp_path / 'student' / 'course_lib' / 'learner.py').exists()
+    assert (tmp_path / 'student' / 'data' / 'README.md').exists() and (tmp_path / 'student' / 'course_lib' / 'train' / 'learner.py').exists()
     for p in written:
         assert not any(has_solution(c.source) for c in read(p).cells if c.cell_type == 'code'), p
     path = tmp_path / 'student' / 'nbs' / '40_digits_mlp.ipynb'

@@ -1,0 +1,1 @@
+"Part 3, the algorithms (chapters 30-35)."

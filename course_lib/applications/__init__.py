@@ -1,0 +1,1 @@
+"Part 5, applications (chapters 50-55)."

@@ -1,0 +1,1 @@
+"Part 4, hands-on projects (chapters 40-47)."
