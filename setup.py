@@ -10,8 +10,9 @@ licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache S
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
-requirements = cfg.get('requirements', '').split()
-dev_requirements = cfg.get('dev_requirements', '').split()
+requirements = cfg.get('requirements', '').split()                  # the library core: `pip install .`
+course_requirements = cfg.get('course_requirements', '').split()    # the chapters: `pip install '.[course]'`
+dev_requirements = cfg.get('dev_requirements', '').split()          # tests and nbdev: `pip install '.[dev]'`
 min_python = cfg['min_python']
 lic = licenses[cfg['license']]
 
@@ -27,7 +28,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['course_lib', 'course_lib.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'course': course_requirements, 'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

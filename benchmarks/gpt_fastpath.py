@@ -3,8 +3,9 @@
 Runs the course's Learner on the GPT-2 small configuration (12 layers, 12 heads, 768 wide, context 1024,
 vocabulary 50257 padded to 50304 when `pad_vocab` is on) with `course_lib.train.performance.FastPath`: first every switch on,
 then each switch off in turn, then every switch off. For each configuration it prints tokens/s (timed after a
-few warm-up steps, which include compilation), model TFLOP/s, MFU against the GPU's dense bf16 peak (unknown
-on a GPU that is not in `course_lib.train.performance.PEAK_BF16_FLOPS`, and on a CPU), the CUDA allocator's peak memory, and
+few warm-up steps, which include compilation), model TFLOP/s (for the trained sequence length T), MFU against the
+GPU's dense bf16 peak (unknown on a GPU whose exact name is not in `course_lib.train.performance.GPU_MODELS`, and on a
+CPU), the CUDA allocator's peak memory, and
 the ratio to the all-on configuration, all measured in this one process. Gradient checkpointing is off in
 "all on" and measured as its own row (it trades time for memory).
 
@@ -61,7 +62,7 @@ def run_config(name, fp, args, device, sizes):
     learn = Learner(model, dl, None, lr=6e-4, weight_decay=0.1, metrics={}, cbs=[timer], device=device,
                     progress=False, max_grad_norm=1.0, **fp.learner_kwargs(device))
     learn.fit(1)
-    fpt = gpt2_flops_per_token(model)
+    fpt = gpt2_flops_per_token(model, seq_len=sizes['T'])      # the length trained on, not n_positions
     peak, _ = peak_flops(device)
     tps = timer.tokens_per_s
     row = dict(config=name, tokens_per_s=tps, tflops=tps * fpt / 1e12, mfu=None if peak is None else tps * fpt / peak,

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 # %% auto 0
-__all__ = ['PROFILES', 'RUN_METRICS', 'get_profile', 'by_profile', 'available_devices', 'get_device', 'set_seed', 'env_report',
-           'record', 'repo_root', 'data_dir', 'data_path', 'Timer']
+__all__ = ['PROFILES', 'RUN_METRICS', 'get_profile', 'by_profile', 'available_devices', 'get_device', 'bf16_supported',
+           'auto_precision', 'set_seed', 'env_report', 'record', 'repo_root', 'data_dir', 'data_path', 'Timer']
 
 # %% ../nbs/00_core.ipynb 4
 PROFILES = ('smoke', 'workshop', 'full')
@@ -51,6 +51,30 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 # %% ../nbs/00_core.ipynb 10
+_MPS_BF16: dict = {}
+
+def _mps_bf16_works() -> bool:
+    "Whether PyTorch can compute in bf16 on MPS here (macOS 14+); probed once per process."
+    if 'ok' not in _MPS_BF16:
+        try: _MPS_BF16['ok'] = bool((torch.ones(2, dtype=torch.bfloat16, device='mps') * 2).sum().item() == 4)
+        except Exception: _MPS_BF16['ok'] = False
+    return _MPS_BF16['ok']
+
+def bf16_supported(device: str | torch.device | None = None) -> bool:
+    """Whether `device` computes natively in bfloat16: CUDA with compute capability >= 8.0 (Ampere or newer; the
+    emulated bf16 of a T4 or V100 does not count), the CPU (autocast to bf16 works) and MPS where PyTorch supports it."""
+    dev = get_device(device) if device is None else torch.device(device)
+    if dev.type == 'cuda': return tuple(torch.cuda.get_device_capability(dev))[:2] >= (8, 0)
+    if dev.type == 'mps': return _mps_bf16_works()
+    return dev.type == 'cpu'
+
+def auto_precision(device: str | torch.device | None = None) -> str:
+    "The precision `'auto'` means on `device`: 'bf16' on a CUDA GPU with native bf16, 'fp16' on an older one, else 'fp32'."
+    dev = get_device(device) if device is None else torch.device(device)
+    if dev.type == 'cuda': return 'bf16' if bf16_supported(dev) else 'fp16'
+    return 'fp32'
+
+# %% ../nbs/00_core.ipynb 13
 def set_seed(seed: int = 42, deterministic: bool = False) -> None:
     "Seed Python's `random`, NumPy and torch (all devices); optionally ask for deterministic kernels."
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -60,7 +84,7 @@ def set_seed(seed: int = 42, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         if hasattr(torch.backends, 'cudnn'): torch.backends.cudnn.benchmark = False
 
-# %% ../nbs/00_core.ipynb 13
+# %% ../nbs/00_core.ipynb 16
 def _version(name: str) -> str:
     try:
         from importlib.metadata import version
@@ -77,14 +101,14 @@ def env_report(profile: str | None = None, device=None, show: bool = True) -> di
     if dev.type == 'cuda':
         p = torch.cuda.get_device_properties(dev)
         info.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda,
-                    bf16=torch.cuda.is_bf16_supported())
+                    bf16=bf16_supported(dev))
     elif dev.type == 'mps': info.update(gpu='Apple MPS')
     if show:
         w = max(map(len, info))
         for k, v in info.items(): print(f"{k:<{w}} : {v}")
     return info
 
-# %% ../nbs/00_core.ipynb 16
+# %% ../nbs/00_core.ipynb 19
 RUN_METRICS: dict = {}
 
 def record(name: str, value) -> float:
@@ -104,7 +128,7 @@ def record(name: str, value) -> float:
         tmp.write_text(json.dumps(data, indent=2)); os.replace(tmp, p)
     return value
 
-# %% ../nbs/00_core.ipynb 19
+# %% ../nbs/00_core.ipynb 22
 def repo_root(start: Path | None = None) -> Path | None:
     "The course checkout containing `start` (default: the working directory), found by its settings.ini."
     for p in [start or Path.cwd(), *(start or Path.cwd()).parents]:
@@ -134,7 +158,7 @@ def data_path(name: str) -> Path:
             f"checkout, restore the file with `git checkout -- data/{name}`, or set COURSE_DATA_DIR to the folder that has it.")
     return p
 
-# %% ../nbs/00_core.ipynb 22
+# %% ../nbs/00_core.ipynb 25
 class Timer:
     "Context manager measuring wall time in seconds: `with Timer() as t: ...; t.seconds`."
     def __enter__(self): self.start = time.perf_counter(); return self

@@ -1,6 +1,7 @@
 import json, os, random
 import numpy as np, pytest, torch
-from course_lib.core import get_profile, by_profile, get_device, set_seed, env_report, record, data_path, data_dir, Timer, RUN_METRICS
+from course_lib.core import (get_profile, by_profile, get_device, set_seed, env_report, record, data_path, data_dir, Timer,
+                             RUN_METRICS, bf16_supported, auto_precision)
 
 
 def test_profile_from_argument_env_and_auto(monkeypatch):
@@ -69,3 +70,24 @@ def test_data_dir_env_override(tmp_path, monkeypatch):
 def test_timer():
     with Timer() as t: sum(range(1000))
     assert t.seconds >= 0
+
+
+@pytest.mark.parametrize('capability, native, auto', [((7, 0), False, 'fp16'),    # V100
+                                                      ((7, 5), False, 'fp16'),    # T4: emulated bf16 does not count
+                                                      ((8, 0), True, 'bf16'),     # A100
+                                                      ((8, 9), True, 'bf16'),     # L4, L40S
+                                                      ((9, 0), True, 'bf16')])    # H100, H200
+def test_precision_rule_reads_the_compute_capability(monkeypatch, capability, native, auto):
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: True)   # what a T4 answers (emulation)
+    assert bf16_supported('cuda') is native and bf16_supported(torch.device('cuda:0')) is native
+    assert auto_precision('cuda') == auto
+
+
+def test_precision_rule_on_cpu_and_mps(monkeypatch):
+    assert bf16_supported('cpu') and auto_precision('cpu') == 'fp32'
+    import course_lib.core as core
+    monkeypatch.setitem(core._MPS_BF16, 'ok', False)           # macOS 13: no bf16 on MPS
+    assert not bf16_supported('mps') and auto_precision('mps') == 'fp32'
+    monkeypatch.setitem(core._MPS_BF16, 'ok', True)
+    assert bf16_supported('mps') and auto_precision('mps') == 'fp32'

@@ -215,8 +215,8 @@ def test_learner_steps_the_schedule_per_optimizer_step():
     learn = learner(nn.Linear(3, 1), X, y, valid=False, loss_func=F.mse_loss, schedule='cosine', warmup=0.25, lr=1.0,
                     opt_func=torch.optim.SGD)
     learn.fit(2)      # 8 steps, 2 warmup
-    lrs = [r['lr'] for r in learn.history.steps]
-    assert lrs[0] == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.1)
+    lrs = [r['lr'] for r in learn.history.steps]   # the lr each step used (it used to record the next step's)
+    assert lrs[:2] == pytest.approx([0.5, 1.0]) and lrs[-1] == pytest.approx(0.1)
 
 
 def test_early_stopping_stops_and_restores_best():

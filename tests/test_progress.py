@@ -39,3 +39,12 @@ def test_plot_history_has_a_panel_per_metric():
     learn.fit(2)
     fig = plot_history(learn, show=False)
     assert len(fig.axes) == 2
+
+
+def test_plotting_without_matplotlib_names_the_fix(monkeypatch):
+    import sys
+    from course_lib.train.learner import CourseError
+    monkeypatch.setitem(sys.modules, 'matplotlib', None); monkeypatch.setitem(sys.modules, 'matplotlib.pyplot', None)
+    learn = small_learner(progress=False)
+    learn.fit(1)
+    with pytest.raises(CourseError, match=r"course_lib\[course\]"): plot_history(learn, show=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_model, load_model
-from .learner import Callback, CourseError, _rng_state
+from .learner import Callback, CourseError, _rng_state, batch_count
 
 # %% auto 0
 __all__ = ['CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'load_checkpoint', 'CheckpointCB']
@@ -61,14 +61,16 @@ def save_checkpoint(learn, folder, keep: int = 2, batch_idx: int | None = None) 
         'step': learn.step, 'epoch': learn.epoch,
         'batch_idx': learn.batch_idx + 1 if batch_idx is None else batch_idx,
         'optimizer': learn.opt.state_dict() if learn.opt is not None else None,
-        'scheduler': learn.scheduler.state_dict() if learn.scheduler is not None else None,
+        'fit_start_step': learn.fit_start_step,
+        'epoch_done': batch_idx is not None and learn.epoch_complete,
+        'callbacks': {f'{i}:{type(cb).__name__}': cb.state_dict() for i, cb in enumerate(learn.cbs) if cb.state_dict()},
         'scaler': learn.scaler.state_dict() if learn.scaler is not None else None,
         'history': learn.history.state_dict(),
         'rng_state': {**rng, 'numpy': _numpy_state_to_py(rng['numpy'])},
         'epoch_rng_state': None if learn.epoch_rng_state is None else
             {**learn.epoch_rng_state, 'numpy': _numpy_state_to_py(learn.epoch_rng_state['numpy'])},
         'epoch_generator_state': learn.epoch_generator_state,
-        'epoch_accumulators': {'samples': learn._epoch_samples, 'tokens': learn._epoch_tokens,
+        'epoch_accumulators': {'samples': learn._epoch_samples, 'tokens': learn._epoch_tokens, 'count': learn._epoch_count,
                                'loss_sum': float(learn._epoch_loss_sum), 'seconds': learn._epoch_seconds},
     }
     tmp = Path(tempfile.mkdtemp(prefix='.tmp-', dir=folder))
@@ -115,16 +117,19 @@ def load_checkpoint(learn, path) -> dict:
     except Exception as e:
         raise CheckpointError(f"Checkpoint state {ckpt / 'state.pt'} is corrupt ({type(e).__name__}: {str(e)[:200]}). {fix}") from e
     if learn.opt is not None and state['optimizer'] is not None: learn.opt.load_state_dict(state['optimizer'])
-    if learn.scheduler is not None and state['scheduler'] is not None: learn.scheduler.load_state_dict(state['scheduler'])
     if learn.scaler is not None and state['scaler'] is not None: learn.scaler.load_state_dict(state['scaler'])
     learn.history.load_state_dict(state['history'])
     learn.step, learn.epoch = state['step'], state['epoch']
     acc = state['epoch_accumulators']
     learn._epoch_samples, learn._epoch_tokens, learn._epoch_seconds = acc['samples'], acc['tokens'], acc['seconds']
-    learn._epoch_loss_sum = acc['loss_sum']
+    learn._epoch_loss_sum, learn._epoch_count = acc['loss_sum'], acc.get('count', acc['samples'])
+    saved_cbs = state.get('callbacks', {})
+    for i, cb in enumerate(learn.cbs):
+        key = f'{i}:{type(cb).__name__}'
+        if key in saved_cbs: cb.load_state_dict(saved_cbs[key])
     for key in ('rng_state', 'epoch_rng_state'):
         if state[key] is not None: state[key] = {**state[key], 'numpy': _numpy_state_from_py(state[key]['numpy'])}
-    if state['epoch_rng_state'] is None and 0 < state['batch_idx'] < len(learn.train_dl):
+    if state['epoch_rng_state'] is None and not state.get('epoch_done') and 0 < state['batch_idx'] < (batch_count(learn.train_dl) or float('inf')):
         warnings.warn("This checkpoint was saved mid-epoch without the epoch's starting RNG state (save it with "
                       "CheckpointCB for exact resume); the rest of the epoch runs on a fresh shuffle.")
     print(f"[checkpoint] resumed from {ckpt.name}: step {learn.step}, epoch {learn.epoch}, batch {state['batch_idx']}")
@@ -144,5 +149,5 @@ class CheckpointCB(Callback):
             save_checkpoint(self.learn, self.folder, self.keep)
     def after_epoch(self):
         if self.disabled: return      # e.g. ranks other than 0 under torchrun
-        n = len(self.learn.train_dl)
-        save_checkpoint(self.learn, self.folder, self.keep, batch_idx=n)
+        # the batches this epoch really had (an IterableDataset has no len()); epoch_done tells resume to start the next
+        save_checkpoint(self.learn, self.folder, self.keep, batch_idx=self.learn.epoch_batches)

@@ -10,14 +10,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import get_device, set_seed
+from ..core import get_device, set_seed, auto_precision, bf16_supported
 
 # %% auto 0
 __all__ = ['EVENTS', 'CourseError', 'NonFiniteLossError', 'LossInputError', 'DeviceMismatchError', 'EmptyDataError',
            'CancelFitException', 'CancelEpochException', 'check_loss_inputs', 'batch_count', 'to_device',
            'check_devices', 'resolve_precision', 'autocast_context', 'compile_supported', 'maybe_compile',
-           'warmup_cosine_schedule', 'one_cycle_schedule', 'make_schedule', 'accuracy', 'Callback', 'History',
-           'EarlyStoppingCB', 'in_notebook', 'ProgressCB', 'LivePlotCB', 'plot_history', 'Learner']
+           'warmup_cosine_schedule', 'one_cycle_schedule', 'make_schedule', 'accuracy', 'set_metric', 'Callback',
+           'History', 'EarlyStoppingCB', 'in_notebook', 'ProgressCB', 'LivePlotCB', 'plot_history',
+           'default_loss_weight', 'decay_param_groups', 'Learner']
 
 # %% ../../nbs/02_learner.ipynb 6
 class CourseError(Exception): "Base class of the course's errors: each message names the problem and the fix."
@@ -115,15 +116,14 @@ def check_devices(model: nn.Module, batch) -> None:
 def resolve_precision(precision: str, device: torch.device) -> str:
     "Turn 'auto'/'fp32'/'bf16'/'fp16' into the precision to use on `device`, with a clear error if impossible."
     p = {'float32': 'fp32', 'bfloat16': 'bf16', 'float16': 'fp16', 'no': 'fp32', None: 'fp32'}.get(precision, precision)
-    if p == 'auto':
-        if device.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
-        return 'fp32'
+    if p == 'auto': return auto_precision(device)      # the rule lives in course_lib.core, shared with FastPath
     if p not in ('fp32', 'bf16', 'fp16'):
         raise ValueError(f"precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {precision!r}")
     if p == 'fp16' and device.type == 'cpu':
         raise ValueError("fp16 autocast with a gradient scaler needs a GPU. On CPU use precision='bf16' or 'fp32'.")
-    if p == 'bf16' and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
-        raise ValueError("This GPU has no bf16 support (it is older than Ampere). Use precision='fp16' or 'auto'.")
+    if p == 'bf16' and not bf16_supported(device):
+        raise ValueError(f"This {device.type} device has no native bf16 (a CUDA GPU older than Ampere, such as a T4 or "
+                         f"V100, only emulates it, slowly). Use precision='fp16' or 'auto'.")
     return p
 
 def autocast_context(precision: str, device: torch.device):
@@ -153,23 +153,36 @@ def maybe_compile(model: nn.Module, enabled: bool = True, backend=None, mode=Non
         return model
 
 # %% ../../nbs/02_learner.ipynb 19
+def _base_lrs(optimizer):
+    "Each group's base lr (`base_lr`, set by the Learner), so that a new schedule never starts from a decayed lr."
+    for g in optimizer.param_groups:
+        g.setdefault('base_lr', g['lr']); g['lr'] = g['base_lr']; g.pop('initial_lr', None)
+    return [g['base_lr'] for g in optimizer.param_groups]
+
 def warmup_cosine_schedule(optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 0.1):
-    "Linear warmup from ~0 to the base lr over `warmup_steps`, then cosine decay to `min_lr_ratio` × base lr."
+    "Linear warmup from ~0 to the base lr over `warmup_steps`, then cosine decay reaching `min_lr_ratio` × base lr at the last step."
     if total_steps < 1: raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    _base_lrs(optimizer)
     def factor(step):
         if step < warmup_steps: return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps - 1))
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 def one_cycle_schedule(optimizer, total_steps: int, pct_start: float = 0.25):
-    "PyTorch's one-cycle policy peaking at each param group's current lr."
-    max_lr = [g['lr'] for g in optimizer.param_groups]
-    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start)
+    "PyTorch's one-cycle policy peaking at each param group's base lr (any `total_steps` >= 1)."
+    if total_steps < 1: raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    max_lr = _base_lrs(optimizer)
+    if total_steps < 3:   # OneCycleLR needs a rising and a falling phase of at least one step each
+        warnings.warn(f"one-cycle needs at least 3 steps, got {total_steps}: the lr stays at its base value.")
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    # each phase must span at least one step, or OneCycleLR divides by zero (4 steps at pct_start=0.25 did)
+    pct = min(max(pct_start, 2 / total_steps), (total_steps - 1.5) / total_steps)
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps, pct_start=pct)
 
 def make_schedule(schedule, optimizer, total_steps: int, warmup: float = 0.05):
     "Build a scheduler from None, 'cosine', 'onecycle', or a callable `(optimizer, total_steps) -> scheduler`."
-    if schedule is None or schedule == 'constant': return None
+    if schedule is None or schedule == 'constant': _base_lrs(optimizer); return None
     if schedule == 'cosine': return warmup_cosine_schedule(optimizer, total_steps, int(warmup * total_steps))
     if schedule == 'onecycle': return one_cycle_schedule(optimizer, total_steps)
     if callable(schedule): return schedule(optimizer, total_steps)
@@ -185,15 +198,24 @@ def accuracy(preds: torch.Tensor, y: torch.Tensor) -> float:
     keep = y != -100 if not y.is_floating_point() else torch.ones_like(correct)   # -100 = ignored position
     return (correct & keep).sum().item() / max(1, keep.sum().item())
 
+def set_metric(fn):
+    "Mark `fn(preds, labels)` as a set-level metric: the Learner calls it once on all predictions, not per batch."
+    def metric(preds, labels): return fn(preds, labels)
+    metric.set_level, metric.__name__, metric.__doc__ = True, getattr(fn, '__name__', 'metric'), fn.__doc__
+    return metric
+
 # %% ../../nbs/02_learner.ipynb 25
-EVENTS = ('before_fit', 'before_epoch', 'before_batch', 'after_loss', 'after_step', 'after_batch',
-          'before_validate', 'after_validate_batch', 'after_validate', 'after_epoch', 'after_fit')
+EVENTS = ('prepare', 'before_fit', 'before_epoch', 'before_batch', 'after_loss', 'after_backward', 'before_step',
+          'after_step', 'after_batch', 'before_validate', 'after_validate_batch', 'after_validate', 'after_epoch',
+          'after_fit')
 
 class Callback:
-    "Base class: override any of `EVENTS`; `learn` is set by the Learner."
+    "Base class: override any of `EVENTS`; `learn` is set by the Learner. `state_dict` is saved in checkpoints."
     order = 0
     learn = None
     needs_rng_state = False   # True: the Learner records each epoch's starting RNG state (for exact resume)
+    def state_dict(self) -> dict: return {}
+    def load_state_dict(self, state: dict) -> None: pass
 
 class History:
     "Every metric per optimizer step (`steps`) and per epoch (`epochs`), as lists of dicts."
@@ -212,7 +234,9 @@ class EarlyStoppingCB(Callback):
     order = 50
     def __init__(self, monitor='valid_loss', patience=3, min_delta=0.0, mode='min', restore_best=True):
         self.monitor, self.patience, self.min_delta, self.mode, self.restore_best = monitor, patience, min_delta, mode, restore_best
-    def before_fit(self): self.best, self.wait, self.best_state, self.stopped_epoch = None, 0, None, None
+    def before_fit(self):
+        if not self.learn.resuming: self.best, self.wait, self.best_state = None, 0, None
+        self.stopped_epoch = None
     def after_epoch(self):
         value = self.learn.history.epochs[-1].get(self.monitor)
         if value is None:
@@ -230,8 +254,20 @@ class EarlyStoppingCB(Callback):
                 raise CancelFitException()
     def after_fit(self):
         if self.restore_best and self.best_state is not None: self.learn.model.load_state_dict(self.best_state)
+    def state_dict(self):
+        return {'best': self.best, 'wait': self.wait, 'best_state': self.best_state}
+    def load_state_dict(self, state):
+        self.best, self.wait, self.best_state = state['best'], state['wait'], state['best_state']
 
 # %% ../../nbs/02_learner.ipynb 29
+def _pyplot():
+    "matplotlib's pyplot, or a clear error on a core-only install (matplotlib comes with the `course` extra)."
+    try: import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise CourseError("Plotting needs matplotlib, which the light install of course_lib leaves out. Fix: "
+                          "pip install 'course_lib[course]' (or pip install matplotlib), or pass cbs without LivePlotCB.") from e
+    return plt
+
 def in_notebook() -> bool:
     "True inside a Jupyter kernel (where widgets and live plots can be shown)."
     try:
@@ -268,7 +304,7 @@ class ProgressCB(Callback):
         total = batch_count(self.learn.train_dl)
         self.bar = self._bar(total, f"epoch {self.learn.epoch + 1}/{self.learn.num_epochs}")
         if self.bar is None: return
-        self.bar.update(self.learn.batch_idx if self.learn.batch_idx and total and self.learn.batch_idx < total else 0)
+        self.bar.update(self.learn.epoch_start_batch)    # > 0 only when resuming in the middle of an epoch
         self.last = time.perf_counter()
     def after_batch(self):
         if self.bar is None: return
@@ -304,7 +340,7 @@ class LivePlotCB(Callback):
     def before_fit(self):
         self.live = self.enabled and in_notebook(); self.last = 0.0
     def _draw(self, final=False):
-        import matplotlib.pyplot as plt
+        plt = _pyplot()
         fig = plot_history(self.learn.history, show=False)
         if self.live:
             from IPython.display import display
@@ -323,7 +359,7 @@ class LivePlotCB(Callback):
 # %% ../../nbs/02_learner.ipynb 35
 def plot_history(history, show: bool = True, title: str | None = None):
     "Plot training loss per step, validation loss per epoch, and each validation metric per epoch."
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     history = getattr(history, 'history', history)
     metric_keys = [k for k in (history.epochs[-1] if history.epochs else {}) if k.startswith('valid_') and k != 'valid_loss']
     fig, axes = plt.subplots(1, 1 + len(metric_keys), figsize=(5 + 3.5 * len(metric_keys), 3), squeeze=False)
@@ -366,35 +402,75 @@ def _set_rng_state(s: dict) -> None:
     random.setstate(s['python']); np.random.set_state(s['numpy']); torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s['cuda'])
 
+def _shifts_labels(model) -> bool:
+    "Hugging Face causal language models shift labels inside: position t predicts label t+1."
+    return type(model).__name__.endswith(('ForCausalLM', 'LMHeadModel'))
+
+def default_loss_weight(model, preds, labels, batch) -> int:
+    "How many items a batch's mean loss averages over: counted tokens (labels != -100) or rows."
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dim() == 0: return _batch_size(batch)
+    if labels.dim() >= 2 and _shifts_labels(model): labels = labels[..., 1:]
+    if labels.dim() >= 2 or bool((labels == -100).any()): return int((labels != -100).sum())
+    return int(labels.shape[0])
+
+def _predict(model, batch):
+    "Forward an unlabelled batch: a tensor, a tuple/list of input tensors, or a dict of keyword inputs."
+    if isinstance(batch, torch.Tensor): out = model(batch)
+    elif isinstance(batch, Mapping): out = model(**batch)
+    elif isinstance(batch, (list, tuple)): out = model(*batch)
+    else: raise TypeError(f"predict needs batches of tensors, tuples or dicts; got {type(batch).__name__}.")
+    return out if isinstance(out, torch.Tensor) else getattr(out, 'logits', out)
+
+def decay_param_groups(model: nn.Module, weight_decay: float, no_decay='auto') -> list[dict]:
+    "Optimizer groups: weight decay on weight matrices, none on biases, normalization gains and embeddings ('auto')."
+    if no_decay not in ('auto', None) and not callable(no_decay):
+        raise ValueError(f"no_decay must be 'auto', None (decay everything) or a function (name, param) -> bool; got {no_decay!r}")
+    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    groups = {True: ([], []), False: ([], [])}          # excluded? -> (names, params)
+    for name, p in model.named_parameters():
+        if not p.requires_grad: continue
+        if no_decay is None or weight_decay == 0: skip = False
+        elif no_decay == 'auto': skip = p.ndim < 2 or id(p) in embeddings
+        else: skip = bool(no_decay(name, p))
+        groups[skip][0].append(name); groups[skip][1].append(p)
+    if not groups[True][1] and not groups[False][1]:
+        raise ValueError("The model has no trainable parameters (all requires_grad=False).")
+    return [{'params': ps, 'names': names, 'weight_decay': 0.0 if skip else weight_decay}
+            for skip, (names, ps) in groups.items() if ps]
+
 # %% ../../nbs/02_learner.ipynb 38
 class Learner:
     "Train `model` on `train_dl`, evaluate on `valid_dl`; everything optional is a switch or a callback."
     def __init__(self, model: nn.Module, train_dl, valid_dl=None, loss_func=None, *,
-                 opt_func=torch.optim.AdamW, lr: float = 1e-3, weight_decay: float = 0.0,
+                 opt_func=torch.optim.AdamW, lr: float = 1e-3, weight_decay: float = 0.0, no_decay='auto',
                  metrics: dict | None = None, cbs=(), device=None, move_to_device: bool = True,
                  precision: str = 'auto', compile: bool = False, compile_backend=None,
                  grad_accum_steps: int = 1, max_grad_norm: float | None = None,
-                 schedule=None, warmup: float = 0.05, progress: bool = True, log_every: int = 1):
+                 schedule=None, warmup: float = 0.05, progress: bool = True, log_every: int = 1, loss_weight=None):
         if grad_accum_steps < 1: raise ValueError(f"grad_accum_steps must be >= 1, got {grad_accum_steps}")
         self.device = get_device(device)
         self.model = model.to(self.device) if move_to_device else model
         self.move_to_device = move_to_device
         self.train_dl, self.valid_dl, self.loss_func = train_dl, valid_dl, loss_func
-        self.opt_func, self.lr, self.weight_decay = opt_func, lr, weight_decay
+        self.opt_func, self.lr, self.weight_decay, self.no_decay = opt_func, lr, weight_decay, no_decay
         self.metrics = dict(metrics or {})
         self.precision = resolve_precision(precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == 'fp16' else None
         self.compile, self.compile_backend = compile, compile_backend
         self.grad_accum_steps, self.max_grad_norm = grad_accum_steps, max_grad_norm
         self.schedule, self.warmup, self.log_every = schedule, warmup, log_every
+        self.loss_weight = loss_weight or default_loss_weight
         self.history, self.opt, self.scheduler = History(), None, None
-        self.reduce_sums = None   # set by DistributedCB: adds up evaluation sums across processes
-        self.step, self.epoch, self.batch_idx = 0, 0, 0
+        # Hooks a distributed callback sets (see chapter 04): sums added across processes, predictions gathered
+        # from every process, and the model evaluation calls (None: the training model).
+        self.reduce_sums = self.gather = self.eval_model = None
+        self.step, self.epoch, self.batch_idx, self.epoch_start_batch = 0, 0, 0, 0
+        self.fit_start_step, self.resuming, self.epoch_complete = 0, False, False
         self._forward_model, self._compile_checked = self.model, True
         self._devices_checked = self._labels_checked = False
+        self._reset_epoch_sums()
         self.cbs, self._handlers = [], None
-        if progress:
-            self.add_cb(ProgressCB())
+        if progress: self.add_cb(ProgressCB())
         for cb in cbs: self.add_cb(cb)
 
     # -- callbacks -----------------------------------------------------------------------------------------
@@ -403,10 +479,15 @@ class Learner:
     def remove_cb(self, cb_type):
         self.cbs = [c for c in self.cbs if not isinstance(c, cb_type)]; self._handlers = None
     def callback(self, event: str):
-        "Call `event` on every callback that implements it, in `order` (the lookup is cached per event)."
+        "Call `event` on every callback that implements it, in `order`; a cancel raised by one takes effect after all ran."
         if self._handlers is None:
             self._handlers = {e: [getattr(cb, e) for cb in self.cbs if getattr(cb, e, None) is not None] for e in EVENTS}
-        for method in self._handlers[event]: method()
+        cancel = None
+        for method in self._handlers[event]:
+            try: method()
+            except (CancelFitException, CancelEpochException) as e:
+                if cancel is None or isinstance(e, CancelFitException): cancel = e
+        if cancel is not None: raise cancel
 
     # -- setup ---------------------------------------------------------------------------------------------
     def _check_dataloader(self, dl, name):
@@ -417,17 +498,27 @@ class Learner:
                                  f"batch_size <= dataset size when drop_last=True.")
 
     def _setup_optimizer(self, total_steps):
+        "Build the optimizer once (parameter groups for weight decay) and a new schedule for this fit."
         if self.opt is None:
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            if not params: raise ValueError("The model has no trainable parameters (all requires_grad=False).")
-            self.opt = self.opt_func(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.scheduler is None: self.scheduler = make_schedule(self.schedule, self.opt, total_steps, self.warmup)
+            groups = decay_param_groups(self.model, self.weight_decay, self.no_decay)
+            self.opt = self.opt_func(groups, lr=self.lr)
+            for g in self.opt.param_groups: g['base_lr'] = g['lr']
+        self.scheduler = make_schedule(self.schedule, self.opt, total_steps, self.warmup)
+        self._schedule_steps = total_steps
+
+    def _advance_schedule(self, steps: int):
+        "Move a fresh schedule `steps` optimizer steps on (a resumed fit continues its schedule where it stopped)."
+        if self.scheduler is None or steps <= 0: return
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')      # "lr_scheduler.step() before optimizer.step()": intended here
+            for _ in range(min(steps, self._schedule_steps - 1)): self.scheduler.step()
 
     # -- forward and loss ----------------------------------------------------------------------------------
-    def _forward(self, batch):
+    def _forward(self, batch, model=None):
         "Return (loss, preds, labels) for one batch."
+        model = model if model is not None else self._forward_model
         if type(batch) is dict or (type(batch) not in (list, tuple) and isinstance(batch, Mapping)):
-            out = self._forward_model(**batch)
+            out = model(**batch)
             labels = batch.get('labels')
             preds = getattr(out, 'logits', out)
             if self.loss_func is None:
@@ -439,9 +530,10 @@ class Learner:
             return self._loss(preds, labels), preds, labels
         if not isinstance(batch, (list, tuple)) or len(batch) < 2:
             raise LossInputError(f"A batch must be an (inputs, labels) pair or a dict for a transformers model; got "
-                                 f"{type(batch).__name__}. Fix: make the Dataset return (x, y).")
+                                 f"{type(batch).__name__}. Fix: make the Dataset return (x, y), or call "
+                                 f"learn.predict(dl) for batches without labels.")
         *xs, y = batch
-        out = self._forward_model(*xs)
+        out = model(*xs)
         preds = out if isinstance(out, torch.Tensor) else getattr(out, 'logits', out)
         if self.loss_func is None:
             raise LossInputError("Learner needs a loss_func for (inputs, labels) batches, e.g. loss_func=F.cross_entropy.")
@@ -455,21 +547,18 @@ class Learner:
             raise LossInputError(f"The loss function failed ({e}). {_describe(preds, y)}. Check the labels' dtype "
                                  f"and shape against what {getattr(self.loss_func, '__name__', type(self.loss_func).__name__)} expects.") from e
 
-    def _forward_checked(self, batch):
+    def _device_error(self, e):
+        if 'same device' in str(e) or 'device' in str(e) and 'Expected' in str(e):
+            return DeviceMismatchError(f"{e}\nFix: move the model and every input tensor to one device "
+                                       f"({self.device}); Learner moves batches when move_to_device=True.")
+        return None
+
+    def _forward_checked(self, batch, model=None):
         "Forward pass; on the first call, fall back to eager if the compiled model fails to compile."
-        if self._compile_checked and self._devices_checked:
-            try: return self._forward(batch)
-            except RuntimeError as e:
-                if 'same device' in str(e) or 'device' in str(e) and 'Expected' in str(e):
-                    raise DeviceMismatchError(f"{e}\nFix: move the model and every input tensor to one device "
-                                              f"({self.device}); Learner moves batches when move_to_device=True.") from e
-                raise
         try:
-            return self._forward(batch)
+            return self._forward(batch, model)
         except RuntimeError as e:
-            if 'same device' in str(e) or 'device' in str(e) and 'Expected' in str(e):
-                raise DeviceMismatchError(f"{e}\nFix: move the model and every input tensor to one device "
-                                          f"({self.device}); Learner moves batches when move_to_device=True.") from e
+            if (err := self._device_error(e)) is not None: raise err from e
             if self._compile_checked: raise
             return self._compile_fallback(batch, e)
         except CourseError: raise
@@ -505,18 +594,17 @@ class Learner:
             check_devices(self.model, self.batch); self._devices_checked = True
             self._count_tokens = _token_count(self.batch) is not None
         self.callback('before_batch')
-        if self.precision == 'fp32': self.loss, self.preds, self.labels = self._forward_checked(self.batch)
-        else:
-            with autocast_context(self.precision, self.device):
-                self.loss, self.preds, self.labels = self._forward_checked(self.batch)
+        with autocast_context(self.precision, self.device):
+            self.loss, self.preds, self.labels = self._forward_checked(self.batch)
         loss_value = self._check_finite(self.loss)     # one device sync per batch, reused below
         self.callback('after_loss')
         scaled = self.loss / group_size if group_size > 1 else self.loss
         (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        self.callback('after_backward')
         self._group_loss += loss_value / group_size
-        n = _batch_size(self.batch); self._epoch_samples += n
+        n, w = _batch_size(self.batch), self.loss_weight(self.model, self.preds, self.labels, self.batch)
+        self._epoch_samples += n; self._epoch_count += w; self._epoch_loss_sum += loss_value * w
         if self._count_tokens: self._epoch_tokens += _token_count(self.batch) or 0
-        self._epoch_loss_sum += loss_value * n
         self._in_group += 1
         if self._in_group == group_size: self._optimizer_step()
         self.callback('after_batch')
@@ -525,28 +613,44 @@ class Learner:
         if self.max_grad_norm is not None:
             if self.scaler: self.scaler.unscale_(self.opt)
             self.grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
+        self.callback('before_step')
+        lr = self.opt.param_groups[0]['lr']            # the lr this step uses (the schedule moves on below)
         if self.scaler: self.scaler.step(self.opt); self.scaler.update()
         else: self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if self.scheduler is not None: self.scheduler.step()
         self.step += 1
         if self.step % self.log_every == 0:
-            rec = {'step': self.step, 'epoch': self.epoch, 'loss': self._group_loss,
-                   'lr': self.opt.param_groups[0]['lr']}
+            rec = {'step': self.step, 'epoch': self.epoch, 'loss': self._group_loss, 'lr': lr}
             if self.max_grad_norm is not None: rec['grad_norm'] = self.grad_norm
             self.history.steps.append(rec)
         self._group_loss, self._in_group = 0.0, 0
         self.callback('after_step')
         if self.max_steps is not None and self.step >= self.max_steps: raise CancelFitException()
 
+    def _finish_partial_group(self):
+        "An unsized loader ended after m < k micro-batches: each was scaled by 1/k, so rescale to 1/m, then step."
+        m, k = self._in_group, self.grad_accum_steps
+        for p in self.model.parameters():
+            if p.grad is not None: p.grad.mul_(k / m)
+        self._group_loss *= k / m
+        self._optimizer_step()
+
+    def _discard_partial_group(self):
+        "A cancelled epoch drops the gradients of its unfinished accumulation group (they must not leak onward)."
+        if self.opt is not None: self.opt.zero_grad(set_to_none=True)
+        self._group_loss, self._in_group = 0.0, 0
+
     # -- epochs --------------------------------------------------------------------------------------------
+    def _reset_epoch_sums(self):
+        self._epoch_samples = self._epoch_tokens = self._epoch_count = 0
+        self._epoch_loss_sum, self._epoch_seconds = 0.0, 0.0
+
     def _train_epoch(self, skip_batches=0, resume_rng=None):
         self.model.train(); self.training = True
-        self._group_loss, self._in_group = 0.0, 0
-        if skip_batches == 0:
-            self._epoch_samples = self._epoch_tokens = 0
-            self._epoch_loss_sum = 0.0
-            self._epoch_seconds = 0.0
+        self._discard_partial_group()
+        self.epoch_start_batch, self.epoch_complete = skip_batches, False
+        if skip_batches == 0: self._reset_epoch_sums()
         self.callback('before_epoch')
         generator = getattr(self.train_dl, 'generator', None)
         if resume_rng is not None:   # resuming mid-epoch: replay this epoch's shuffle from its saved start state
@@ -560,62 +664,79 @@ class Learner:
         batches = iter(self.train_dl)
         for _ in range(skip_batches): next(batches)               # same order, already trained on
         if resume_rng is not None: _set_rng_state(resume_rng['rng_state'])   # the RNG as it was when saved
+        self.epoch_batches = skip_batches
         try:
             for self.batch_idx, batch in enumerate(batches, start=skip_batches):
+                self.epoch_batches = self.batch_idx + 1
                 if k == 1: group_size = 1
                 else: group_size = min(k, n_batches - (self.batch_idx // k) * k) if n_batches else k
                 self._train_batch(batch, group_size)
-            if self._in_group: self._optimizer_step()   # an unknown-length loader ended mid-group
-        except CancelEpochException: pass
+            if self._in_group: self._finish_partial_group()   # an unsized loader ended mid-group
+            self.epoch_complete = True
+        except CancelEpochException: self._discard_partial_group()
         finally:
             self._epoch_seconds += time.perf_counter() - start
         if self._epoch_samples == 0:
             raise EmptyDataError("The training dataloader yielded no batches this epoch. Check the dataset and batch_size.")
 
-    @torch.no_grad()
-    def evaluate(self, dl=None) -> dict:
-        "Average loss and metrics over `dl` (default: the validation dataloader), in eval mode."
-        dl = dl if dl is not None else self.valid_dl
-        if dl is None: raise ValueError("No dataloader to evaluate: pass one, or give Learner a valid_dl.")
-        self._check_dataloader(dl, 'The evaluation dataloader')
+    def _eval_batches(self, dl, labelled=True):
+        "Yield (loss, preds, labels, batch) in eval mode, with the evaluation model, under autocast."
+        model = self.eval_model if self.eval_model is not None else self._forward_model
         was_training = self.model.training
         self.model.eval(); self.training = False
-        totals, count = {'loss': 0.0, **{m: 0.0 for m in self.metrics}}, 0
-        self.eval_dl = dl
-        self.callback('before_validate')
         try:
             for self.eval_batch_idx, batch in enumerate(dl):
                 batch = to_device(batch, self.device) if self.move_to_device else batch
-                if self.precision == 'fp32': loss, preds, labels = self._forward_checked(batch)
-                else:
-                    with autocast_context(self.precision, self.device):
-                        loss, preds, labels = self._forward_checked(batch)
-                n = _batch_size(batch); count += n
-                totals['loss'] += loss.float().item() * n
-                for name, fn in self.metrics.items(): totals[name] += float(fn(preds.float(), labels)) * n
-                self.callback('after_validate_batch')
+                with autocast_context(self.precision, self.device):
+                    out = (*self._forward_checked(batch, model), batch) if labelled else (None, _predict(model, batch), None, batch)
+                yield out
         finally:
             self.model.train(was_training); self.training = was_training
+
+    @torch.no_grad()
+    def evaluate(self, dl=None) -> dict:
+        "Loss and metrics over `dl` (default: the validation dataloader): sums and counts, exact for any batching."
+        dl = dl if dl is not None else self.valid_dl
+        if dl is None: raise ValueError("No dataloader to evaluate: pass one, or give Learner a valid_dl.")
+        self._check_dataloader(dl, 'The evaluation dataloader')
+        per_item = {k: f for k, f in self.metrics.items() if not getattr(f, 'set_level', False)}
+        per_set = {k: f for k, f in self.metrics.items() if getattr(f, 'set_level', False)}
+        sums, count, all_preds, all_labels = {'loss': 0.0, **{m: 0.0 for m in per_item}}, 0, [], []
+        self.eval_dl = dl
+        self.callback('before_validate')
+        for loss, preds, labels, batch in self._eval_batches(dl):
+            w = self.loss_weight(self.model, preds, labels, batch); count += w
+            sums['loss'] += loss.float().item() * w
+            for name, fn in per_item.items(): sums[name] += float(fn(preds.float(), labels)) * w
+            if per_set: all_preds.append(preds.float().cpu()); all_labels.append(labels.cpu())
+            self.callback('after_validate_batch')
         if self.reduce_sums is not None:
-            count, *sums = self.reduce_sums([count, *totals.values()]); totals = dict(zip(totals, sums))
+            count, *values = self.reduce_sums([count, *sums.values()]); sums = dict(zip(sums, values))
         if count == 0: raise EmptyDataError("The evaluation dataloader yielded no batches.")
-        self.eval_results = {k: v / count for k, v in totals.items()}
+        self.eval_results = {k: v / count for k, v in sums.items()}
+        if per_set:
+            preds, labels = torch.cat(all_preds), torch.cat(all_labels)
+            if self.gather is not None: preds, labels = self.gather(preds), self.gather(labels)
+            for name, fn in per_set.items(): self.eval_results[name] = float(fn(preds, labels))
         self.callback('after_validate')
         return self.eval_results
 
     @torch.no_grad()
     def get_preds(self, dl=None):
-        "All predictions and labels for `dl` (default: validation), concatenated on the CPU."
+        "All predictions and labels for a labelled `dl` (default: validation), concatenated on the CPU."
         dl = dl if dl is not None else self.valid_dl
-        was_training = self.model.training; self.model.eval(); all_preds, all_labels = [], []
-        try:
-            for batch in dl:
-                batch = to_device(batch, self.device) if self.move_to_device else batch
-                with autocast_context(self.precision, self.device):
-                    _, preds, labels = self._forward_checked(batch)
-                all_preds.append(preds.float().cpu()); all_labels.append(labels.cpu())
-        finally: self.model.train(was_training)
-        return torch.cat(all_preds), torch.cat(all_labels)
+        out = [(p.float().cpu(), y.cpu()) for _, p, y, _ in self._eval_batches(dl)]
+        if not out: raise EmptyDataError("The dataloader yielded no batches.")
+        preds, labels = torch.cat([p for p, _ in out]), torch.cat([y for _, y in out])
+        if self.gather is not None: preds, labels = self.gather(preds), self.gather(labels)
+        return preds, labels
+
+    @torch.no_grad()
+    def predict(self, dl):
+        "Model outputs for `dl`, whose batches hold inputs only (a tensor, a tuple of inputs, or a dict without labels)."
+        out = [p.float().cpu() for _, p, _, _ in self._eval_batches(dl, labelled=False)]
+        if not out: raise EmptyDataError("The dataloader yielded no batches.")
+        return torch.cat(out)
 
     # -- fit -----------------------------------------------------------------------------------------------
     def total_steps(self, num_epochs, max_steps=None):
@@ -628,21 +749,22 @@ class Learner:
 
     def fit(self, num_epochs: int = 1, max_steps: int | None = None, resume=None):
         "Train for `num_epochs` (or until `max_steps` optimizer steps); `resume` = checkpoint folder to continue from."
+        self.num_epochs, self.max_steps, self.resuming = num_epochs, max_steps, resume is not None
+        self.callback('prepare')       # wrap the model, shard the data: before the schedule is sized from the loader
         self._check_dataloader(self.train_dl, 'The training dataloader')
         if self.valid_dl is not None: self._check_dataloader(self.valid_dl, 'The validation dataloader')
-        self.num_epochs, self.max_steps = num_epochs, max_steps
         self._setup_optimizer(self.total_steps(num_epochs, max_steps))
         if self.compile and self._forward_model is self.model:
             self._forward_model = maybe_compile(self.model, backend=self.compile_backend)
             self._compile_checked = self._forward_model is self.model
-        start_epoch, skip, resume_rng = 0, 0, None
-        if resume:
+        self.fit_start_step, start_epoch, skip, resume_rng = self.step, 0, 0, None
+        if resume is not None:
             state = self._read_resume(resume)
+            self.fit_start_step = state.get('fit_start_step', 0)
+            self._advance_schedule(self.step - self.fit_start_step)
             start_epoch, skip = state['epoch'], state['batch_idx']
             resume_rng = {k: state[k] for k in ('rng_state', 'epoch_rng_state', 'epoch_generator_state')}
-            if skip >= (batch_count(self.train_dl) or float('inf')):       # saved after the epoch's last batch
-                self.epoch = start_epoch
-                if not self.history.epochs or self.history.epochs[-1]['epoch'] != start_epoch: self._end_epoch()
+            if state.get('epoch_done') or skip >= (batch_count(self.train_dl) or float('inf')):   # saved at epoch end
                 start_epoch, skip, resume_rng = start_epoch + 1, 0, None
                 _set_rng_state(state['rng_state'])
         self._devices_checked = self._labels_checked = False
@@ -652,12 +774,15 @@ class Learner:
             for self.epoch in range(start_epoch, num_epochs):
                 self._train_epoch(skip, resume_rng); skip, resume_rng = 0, None
                 self._end_epoch()
-        except CancelFitException:
-            if getattr(self, '_epoch_samples', 0) and (not self.history.epochs or self.history.epochs[-1]['epoch'] != self.epoch):
-                self._end_epoch(final=True)
+        except CancelFitException:       # max_steps, or a callback stopped inside an epoch: record it once
+            if self._epoch_samples and (not self.history.epochs or self.history.epochs[-1]['epoch'] != self.epoch):
+                try: self._end_epoch()
+                except CancelFitException: pass
         finally:
             self.fit_seconds = time.perf_counter() - self.fit_start
-        self.callback('after_fit')
+            self.resuming = False
+            try: self.callback('after_fit')      # also when training raised: bars close, best weights come back
+            except CancelFitException: pass
         return self.history
 
     def _read_resume(self, resume) -> dict:
@@ -668,14 +793,17 @@ class Learner:
                               f"cbs=[CheckpointCB(folder)] (from course_lib.train.checkpoint) to the Learner.")
         return readers[0].read_resume(resume)
 
-    def _end_epoch(self, final=False):
-        loss_sum, samples = self._epoch_loss_sum, self._epoch_samples
-        if self.reduce_sums is not None: loss_sum, samples = self.reduce_sums([loss_sum, samples])
+    def _end_epoch(self):
+        loss_sum, count = self._epoch_loss_sum, self._epoch_count
+        if self.reduce_sums is not None: loss_sum, count = self.reduce_sums([loss_sum, count])
         rec = {'epoch': self.epoch, 'step': self.step,
-               'train_loss': loss_sum / max(1, samples),
+               'train_loss': loss_sum / max(1, count),
                'seconds': self._epoch_seconds, 'samples_per_s': self._epoch_samples / max(self._epoch_seconds, 1e-9)}
         if self._epoch_tokens: rec['tokens_per_s'] = self._epoch_tokens / max(self._epoch_seconds, 1e-9)
+        if not self.epoch_complete: rec['partial'] = True       # stopped inside the epoch (max_steps, a callback)
         if self.valid_dl is not None:
             for k, v in self.evaluate().items(): rec[f'valid_{k}'] = v
-        self.history.epochs.append(rec)
-        if not final: self.callback('after_epoch')
+        last = self.history.epochs[-1] if self.history.epochs else {}
+        if last.get('partial') and last['epoch'] == self.epoch: self.history.epochs[-1] = rec   # a resumed epoch, finished
+        else: self.history.epochs.append(rec)
+        self.callback('after_epoch')

@@ -4,14 +4,16 @@
 
 # %% ../../nbs/05_performance.ipynb 2
 from __future__ import annotations
-import dataclasses, functools, resource, sys, warnings
+import dataclasses, functools, platform, sys, warnings
+from collections.abc import Mapping
 import torch
-from ..core import get_device
+from ..core import get_device, auto_precision, bf16_supported
 from .learner import Callback, compile_supported
 
 # %% auto 0
-__all__ = ['PEAK_BF16_FLOPS', 'flops_per_token', 'gpt2_flops_per_token', 'peak_flops', 'mfu', 'MFUCB', 'FastPath',
-           'pad_to_multiple', 'saved_activation_bytes', 'peak_memory_mb', 'reset_peak_memory']
+__all__ = ['PEAK_BF16_FLOPS', 'PEAK_FP16_FLOPS', 'GPU_MODELS', 'flops_per_token', 'gpt2_flops_per_token', 'batch_seq_len',
+           'gpu_model', 'peak_flops', 'mfu', 'MFUCB', 'FastPath', 'pad_to_multiple', 'saved_activation_bytes',
+           'peak_memory_mb', 'reset_peak_memory']
 
 # %% ../../nbs/05_performance.ipynb 5
 def flops_per_token(n_params: int, n_layer: int, n_ctx: int, d_model: int) -> float:
@@ -20,26 +22,73 @@ def flops_per_token(n_params: int, n_layer: int, n_ctx: int, d_model: int) -> fl
         if v <= 0: raise ValueError(f"{name} must be positive, got {v}")
     return 6.0 * n_params + 12.0 * n_layer * n_ctx * d_model
 
-def gpt2_flops_per_token(model) -> float:
-    "`flops_per_token` for a transformers GPT-2 model: parameters without the position embedding, its config's sizes."
+def gpt2_flops_per_token(model, seq_len: int | None = None) -> float:
+    """`flops_per_token` for a transformers GPT-2 model trained on sequences of `seq_len` tokens (the batch's
+    `input_ids.shape[-1]`, not the configured maximum `n_positions`): parameters without the position embedding."""
     c = model.config
+    if seq_len is None:
+        raise ValueError(f"gpt2_flops_per_token needs seq_len=, the length of the training sequences "
+                         f"(input_ids.shape[-1]); the config's n_positions={c.n_positions} is only the maximum, and "
+                         f"the attention term grows with the real length")
+    if not 0 < seq_len <= c.n_positions:
+        raise ValueError(f"seq_len must be between 1 and the model's n_positions={c.n_positions}, got {seq_len}")
     n = sum(p.numel() for p in model.parameters()) - model.transformer.wpe.weight.numel()
-    return flops_per_token(n, c.n_layer, c.n_positions, c.n_embd)
+    return flops_per_token(n, c.n_layer, seq_len, c.n_embd)
 
-# %% ../../nbs/05_performance.ipynb 9
-PEAK_BF16_FLOPS = {          # dense bf16 tensor-core peak, FLOP/s, from NVIDIA's data sheets
-    'H200': 989e12, 'H100 SXM': 989e12, 'H100 80GB HBM3': 989e12, 'H100 NVL': 835e12, 'H100 PCIe': 756e12,
-    'A100': 312e12, 'L4': 121e12,
+def batch_seq_len(batch) -> int | None:
+    "The sequence length of a language-model batch: `input_ids.shape[-1]` (dict batch or (ids, ...) tuple), else None."
+    ids = batch.get('input_ids') if isinstance(batch, Mapping) else \
+        (batch[0] if isinstance(batch, (list, tuple)) and batch else None)
+    if isinstance(ids, torch.Tensor) and ids.dim() >= 1 and not ids.is_floating_point(): return int(ids.shape[-1])
+    return None
+
+# %% ../../nbs/05_performance.ipynb 11
+# Dense (no sparsity) tensor-core peaks in FLOP/s. NVIDIA's data sheets print the bf16/fp16 figure "with sparsity",
+# twice the dense one; the comment gives the data sheet and its printed figure.
+PEAK_BF16_FLOPS = {
+    'H100 SXM': 989e12,    # NVIDIA H100 Tensor Core GPU data sheet: BF16 1,979 TFLOPS with sparsity (SXM5)
+    'H100 PCIe': 756e12,   # same data sheet: 1,513 with sparsity
+    'H100 NVL': 835e12,    # same data sheet: 1,671 with sparsity
+    'H200 SXM': 989e12,    # NVIDIA H200 Tensor Core GPU data sheet: 1,979 with sparsity
+    'H200 NVL': 835e12,    # same data sheet: 1,671 with sparsity
+    'A100': 312e12,        # NVIDIA A100 Tensor Core GPU data sheet: BF16 312 TFLOPS (624 with sparsity), SXM and PCIe
+    'L40S': 362e12,        # NVIDIA L40S data sheet: 733 with sparsity
+    'L40': 181e12,         # NVIDIA L40 data sheet: 362 with sparsity
+    'L4': 121e12,          # NVIDIA L4 data sheet: 242 with sparsity
+    'A10': 125e12,         # NVIDIA A10 data sheet: 125 (250 with sparsity)
+}
+PEAK_FP16_FLOPS = {        # GPUs older than Ampere have no bf16: their fp16 tensor-core peak
+    'V100 SXM2': 125e12,   # NVIDIA V100 data sheet: Tensor Performance 125 TFLOPS (SXM2)
+    'V100 PCIe': 112e12,   # same data sheet: 112 TFLOPS (PCIe)
+    'T4': 65e12,           # NVIDIA T4 data sheet: Mixed Precision (FP16/FP32) 65 TFLOPS
+}
+# The exact names torch.cuda.get_device_name() reports (without "NVIDIA "/"Tesla ") -> the product in the tables.
+GPU_MODELS = {
+    'H100 80GB HBM3': 'H100 SXM', 'H100 PCIe': 'H100 PCIe', 'H100 NVL': 'H100 NVL',
+    'H200': 'H200 SXM', 'H200 NVL': 'H200 NVL',
+    'A100-SXM4-40GB': 'A100', 'A100-SXM4-80GB': 'A100', 'A100-PCIE-40GB': 'A100', 'A100 80GB PCIe': 'A100',
+    'L40S': 'L40S', 'L40': 'L40', 'L4': 'L4', 'A10': 'A10',
+    'V100-SXM2-16GB': 'V100 SXM2', 'V100-SXM2-32GB': 'V100 SXM2', 'V100-PCIE-16GB': 'V100 PCIe',
+    'V100-PCIE-32GB': 'V100 PCIe', 'T4': 'T4',
 }
 
+def gpu_model(name: str) -> str | None:
+    "The product in PEAK_BF16_FLOPS/PEAK_FP16_FLOPS for a reported GPU name, by exact match after normalising, else None."
+    n = ' '.join(name.split()).lower()
+    for prefix in ('nvidia ', 'tesla '):
+        if n.startswith(prefix): n = n[len(prefix):]
+    return {k.lower(): v for k, v in GPU_MODELS.items()}.get(n)
+
 def peak_flops(device=None) -> tuple[float | None, str]:
-    "(dense bf16 peak FLOP/s, device name) for a known GPU, else (None, the reason it is unknown)."
+    "(dense tensor-core peak FLOP/s, what it is) for a known GPU, else (None, why it is unknown): never a guess."
     device = get_device(device)
     if device.type != 'cuda': return None, f'no peak FLOP/s for {device.type} devices (MFU is a GPU measure)'
     name = torch.cuda.get_device_name(device)
-    for key in sorted(PEAK_BF16_FLOPS, key=len, reverse=True):   # the most specific name first
-        if key.lower() in name.lower(): return PEAK_BF16_FLOPS[key], name
-    return None, f'{name} is not in PEAK_BF16_FLOPS; pass peak_flops= to MFUCB'
+    model = gpu_model(name)
+    if model in PEAK_BF16_FLOPS: return PEAK_BF16_FLOPS[model], f'{model} ({name}), dense bf16'
+    if model in PEAK_FP16_FLOPS: return PEAK_FP16_FLOPS[model], f'{model} ({name}), dense fp16 (no bf16 on this GPU)'
+    return None, (f'unknown: {name!r} is not in course_lib.train.performance.GPU_MODELS (exact names only, so that no '
+                  f'peak is guessed); pass peak_flops= to MFUCB with the dense figure from its data sheet')
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> float | None:
     "Model FLOPs utilization (0..1), or None when the peak is unknown."
@@ -47,30 +96,42 @@ def mfu(tokens_per_s: float, flops_per_token: float, peak: float | None) -> floa
     if peak <= 0: raise ValueError(f"peak FLOP/s must be positive, got {peak}")
     return tokens_per_s * flops_per_token / peak
 
-# %% ../../nbs/05_performance.ipynb 11
+# %% ../../nbs/05_performance.ipynb 13
 class MFUCB(Callback):
     "Add the achieved model TFLOP/s and MFU to each epoch record (MFU None when the device's peak is unknown)."
     order = -10      # before the progress callback prints the epoch line
     def __init__(self, flops_per_token: float | None = None, peak_flops: float | None = None, verbose: bool = True):
-        self.fpt, self.peak, self.verbose = flops_per_token, peak_flops, verbose
+        self.fixed_fpt, self.peak, self.verbose = flops_per_token, peak_flops, verbose
     def before_fit(self):
-        if self.fpt is None:
-            if not hasattr(self.learn.model, 'transformer'):
-                raise ValueError("MFUCB needs flops_per_token= for models other than transformers GPT-2 "
-                                 "(compute it with course_lib.train.performance.flops_per_token)")
-            self.fpt = gpt2_flops_per_token(self.learn.model)
+        if self.fixed_fpt is None and not hasattr(self.learn.model, 'transformer'):
+            raise ValueError("MFUCB needs flops_per_token= for models other than transformers GPT-2 "
+                             "(compute it with course_lib.train.performance.flops_per_token)")
+        self._fpt_cache, self.fpt = {}, self.fixed_fpt
+        self.before_epoch()
         if self.peak is None:
             self.peak, why = peak_flops(self.learn.device)
             if self.peak is None and self.verbose: print(f'MFU unknown: {why}')
+    def before_epoch(self): self._flops, self._tokens = 0.0, 0
+    def before_batch(self):
+        if self.fixed_fpt is not None: return
+        b = self.learn.batch
+        T = batch_seq_len(b)
+        if T is None: raise ValueError("MFUCB could not read the sequence length (input_ids.shape[-1]) from the batch; "
+                                       "pass flops_per_token= to MFUCB")
+        if T not in self._fpt_cache: self._fpt_cache[T] = gpt2_flops_per_token(self.learn.model, T)
+        ids = b['input_ids'] if isinstance(b, Mapping) else b[0]
+        n = ids.numel()
+        self._flops += n * self._fpt_cache[T]; self._tokens += n
+        self.fpt = self._flops / self._tokens          # token-weighted FLOPs per token of this epoch's batches
     def _annotate(self):
         rec = self.learn.history.epochs[-1] if self.learn.history.epochs else None
-        if rec is None or 'mfu' in rec or 'tokens_per_s' not in rec: return
+        if rec is None or 'mfu' in rec or 'tokens_per_s' not in rec or self.fpt is None: return
         rec['model_tflops'] = rec['tokens_per_s'] * self.fpt / 1e12
         rec['mfu'] = mfu(rec['tokens_per_s'], self.fpt, self.peak)
     def after_epoch(self): self._annotate()
     def after_fit(self): self._annotate()
 
-# %% ../../nbs/05_performance.ipynb 13
+# %% ../../nbs/05_performance.ipynb 15
 @dataclasses.dataclass(frozen=True)
 class FastPath:
     "The GPU fast path for language models, one switch per trick (see `describe()` for what each buys)."
@@ -92,13 +153,16 @@ class FastPath:
         "{switch: (on?, reason)} for `device`: what this FastPath really does there."
         device = get_device(device)
         cuda = device.type == 'cuda'
-        ampere = cuda and torch.cuda.get_device_capability(device)[0] >= 8
+        ampere = cuda and bf16_supported(device)     # native bf16 and TF32 both came with Ampere (capability 8.0)
+        low = auto_precision(device) if cuda else 'fp32'
         can_compile, why_not = compile_supported()
         out = {}
         def put(name, applies, reason):
             asked = getattr(self, name)
             out[name] = (asked and applies, 'off (switched off)' if not asked else ('on' if applies else f'off: {reason}'))
-        put('bf16', ampere, 'needs a CUDA GPU with bf16 (Ampere or newer)')
+        put('bf16', cuda, 'mixed precision is used on CUDA GPUs only (on a CPU bf16 is usually slower)')
+        if cuda and self.bf16 and low != 'bf16':
+            out['bf16'] = (True, f'on as {low}: this GPU has no native bf16 (older than Ampere), so fp16 with a gradient scaler')
         put('sdpa', True, '')
         put('compile', cuda and can_compile, why_not or ('on CPU and MPS, compiling costs time up front and gave no '
                                                          'speed-up for the course\'s small models'))
@@ -145,7 +209,7 @@ class FastPath:
         "The Learner arguments this FastPath sets: precision, compile and opt_func (TF32 is set here too)."
         eff = self.effective(device)
         self.set_backends(device)
-        return dict(precision='bf16' if eff['bf16'][0] else 'fp32', compile=eff['compile'][0],
+        return dict(precision=auto_precision(device) if eff['bf16'][0] else 'fp32', compile=eff['compile'][0],
                     opt_func=self.opt_func(device))
 
     def loader_kwargs(self, device=None) -> dict:
@@ -157,7 +221,7 @@ def pad_to_multiple(n: int, multiple: int = 64) -> int:
     if n <= 0 or multiple <= 0: raise ValueError(f"n and multiple must be positive, got {n} and {multiple}")
     return -(-n // multiple) * multiple
 
-# %% ../../nbs/05_performance.ipynb 19
+# %% ../../nbs/05_performance.ipynb 21
 def saved_activation_bytes(fn, *args, **kwargs) -> int:
     "Bytes of the tensors autograd saves for backward while running `fn(*args, **kwargs)` (parameters excluded)."
     seen, total = set(), 0
@@ -174,12 +238,25 @@ def saved_activation_bytes(fn, *args, **kwargs) -> int:
         out = fn(*args, **kwargs)
     return total
 
-def peak_memory_mb(device=None) -> float:
-    "Peak memory in MiB: CUDA allocator peak on a GPU; on a CPU, the process's peak resident set size (whole process)."
+def peak_memory_mb(device=None) -> float | None:
+    """Peak memory in MiB: CUDA allocator peak on a GPU; on a CPU, the process's peak resident set size (whole process),
+    or None with a warning saying why where the platform cannot report it."""
     device = get_device(device)
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == 'darwin' else rss / 2**10   # bytes on macOS, KiB on Linux
+    try: import resource                     # POSIX only: Windows has no `resource` module
+    except ImportError: resource = None
+    if resource is not None:
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / 2**20 if platform.system() == 'Darwin' else rss / 2**10   # bytes on macOS, KiB on Linux
+    try:
+        import psutil                        # optional: its peak working set is Windows' peak resident memory
+        peak = getattr(psutil.Process().memory_info(), 'peak_wset', None)
+        if peak is not None: return peak / 2**20
+    except ImportError: pass
+    warnings.warn(f"peak_memory_mb: the process's peak memory is not available on {platform.system() or sys.platform} "
+                  f"(no `resource` module, and psutil is not installed); returning None. Install psutil "
+                  f"(`pip install psutil`) to measure it on Windows, or watch the process in Task Manager.", stacklevel=2)
+    return None
 
 def reset_peak_memory(device=None) -> None:
     "Reset the CUDA peak counter (the CPU's process peak cannot be reset: measure it in a fresh process)."
