@@ -10,7 +10,7 @@ from .core import get_device, available_devices, repo_root
 from .train.learner import compile_supported
 from .offline import block_network, allow_network, network_blocked
 from .teach.site import plan_workshop, build_site, broken_links, update_time_lines
-from .teach.notebooks import release_student, grade_notebooks, run_notebooks, list_notebooks
+from .teach.notebooks import release_student, grade_notebooks, run_notebooks, list_notebooks, start_workspace
 
 # %% auto 0
 __all__ = ['REQUIRED_PACKAGES', 'doctor', 'main']
@@ -103,11 +103,19 @@ def main(argv=None) -> int:
     run.add_argument('--out', default=None, help='output folder (default: runs/<profile>)')
     rel = sub.add_parser('release', help='write a copy of the course for students, solutions replaced by stubs')
     rel.add_argument('--student', required=True, metavar='OUT_DIR', help='folder to write the student copy to')
+    rel.add_argument('--manifest', default=None, help="where to write the instructor's answer key (default runs/release/manifest.json; never inside OUT_DIR)")
+    rel.add_argument('--no-values', action='store_true', help="skip running the reference notebooks now (grading then runs them)")
+    rel.add_argument('--profile', default='smoke', help='profile the reference notebooks run in for the manifest (default smoke)')
+    start = sub.add_parser('start', help="copy the chapters, solutions stubbed, into your own folder to work in (never overwrites)")
+    start.add_argument('dir', nargs='?', default=None, help='folder to create (default: my_work/ in the course folder)')
     grade = sub.add_parser('grade', help='run submitted notebooks and report each exercise as pass/fail')
     grade.add_argument('notebooks', nargs='+')
     grade.add_argument('--timeout', type=int, default=1800, help='seconds per cell (default 1800: training cells need time)')
     grade.add_argument('--profile', default='smoke', help='profile the notebooks run in (default smoke)')
     grade.add_argument('--json', default=None, help='also write the results to this JSON file')
+    grade.add_argument('--manifest', default=None, help='answer key written by `course release` (default: run the reference notebooks)')
+    grade.add_argument('--reference', default=None, help="reference notebook (default: the course's nbs/ notebook of the same name)")
+    grade.add_argument('--time-limit', type=float, default=3600, help='seconds for a whole notebook (default 3600)')
     plan = sub.add_parser('plan', help='propose the chapters that fit a workshop of H hours')
     plan.add_argument('--hours', type=float, required=True)
     plan.add_argument('--profile', default='workshop')
@@ -126,9 +134,11 @@ def main(argv=None) -> int:
     if args.command == 'timings':
         print(f"updated the Time line of {update_time_lines(repo_root() or Path.cwd())} notebooks"); return 0
     if args.command == 'release':
-        release_student(args.student); return 0
+        release_student(args.student, manifest=args.manifest, values=not args.no_values, profile=args.profile); return 0
+    if args.command == 'start':
+        start_workspace(args.dir); return 0
     if args.command == 'grade':
-        results = grade_notebooks(args.notebooks, args.timeout, args.profile, args.json)
+        results = grade_notebooks(args.notebooks, args.timeout, args.profile, args.json, args.reference, args.manifest, args.time_limit)
         return 0 if all(r['passed'] == r['total'] for r in results) else 1
     if args.command == 'doctor':
         return 0 if all(ok for ok, *_ in doctor()) else 1

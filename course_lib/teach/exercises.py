@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 # %% auto 0
-__all__ = ['EXERCISE_RESULTS', 'ExerciseCheckFailed', 'check', 'check_close', 'check_equal', 'check_true', 'check_range']
+__all__ = ['EXERCISE_RESULTS', 'ExerciseCheckFailed', 'encode_value', 'check', 'check_close', 'check_equal', 'check_true',
+           'check_range']
 
 # %% ../../nbs/06_exercises.ipynb 3
 class ExerciseCheckFailed(AssertionError): "A check failed while COURSE_STRICT_CHECKS=1 (the course's own solutions must pass)."
@@ -25,13 +26,33 @@ def _short(x, limit=160) -> str:
     s = repr(x)
     return s if len(s) <= limit else s[:limit] + '...'
 
-def check(exercise, passed: bool, expected: str = '', got=None, hint: str = '') -> bool:
-    "Report one exercise check: a pass line, or a fail line with what was expected, what came out and a hint."
-    passed = bool(passed)
-    EXERCISE_RESULTS.append({'exercise': str(exercise), 'passed': passed})
+def encode_value(x, limit: int = 1_000_000):
+    "A JSON-safe copy of a checked value for the grader: tensors and arrays as shape + flat values, sets sorted."
+    if isinstance(x, torch.Tensor): x = x.detach().cpu()
+    if isinstance(x, torch.Tensor) or isinstance(x, np.ndarray):
+        arr = x.double() if isinstance(x, torch.Tensor) and (x.is_floating_point() or x.dtype == torch.bool) else x
+        flat = np.asarray(arr.tolist() if isinstance(arr, torch.Tensor) else arr).reshape(-1)
+        if flat.size > limit: return {'shape': list(x.shape), 'too_large': True}
+        return {'shape': list(x.shape), 'values': [v.item() if hasattr(v, 'item') else v for v in flat]}
+    if isinstance(x, (bool, int, float, str)) or x is None: return x
+    if isinstance(x, np.generic): return x.item()
+    if isinstance(x, (list, tuple)): return [encode_value(v, limit) for v in x]
+    if isinstance(x, dict): return {str(k): encode_value(v, limit) for k, v in x.items()}
+    if isinstance(x, (set, frozenset)): return {'set': sorted(repr(v) for v in x)}
+    return {'repr': repr(x)[:2000]}
+
+def _record(exercise, passed: bool, values: dict | None = None):
+    "Keep one result in EXERCISE_RESULTS and append it to $COURSE_EXERCISE_RESULTS (the grader's channel)."
+    entry = {'exercise': str(exercise), 'passed': bool(passed), **(values or {'kind': 'check'})}
+    EXERCISE_RESULTS.append({'exercise': entry['exercise'], 'passed': entry['passed']})
     path = os.environ.get('COURSE_EXERCISE_RESULTS')
     if path:
-        with open(path, 'a') as f: f.write(json.dumps({'exercise': str(exercise), 'passed': passed}) + '\n')
+        with open(path, 'a') as f: f.write(json.dumps(entry) + '\n')
+
+def check(exercise, passed: bool, expected: str = '', got=None, hint: str = '', _values: dict | None = None) -> bool:
+    "Report one exercise check: a pass line, or a fail line with what was expected, what came out and a hint."
+    passed = bool(passed)
+    _record(exercise, passed, _values)
     if passed:
         print(f"PASS {exercise}" + (f": {expected}" if expected else ''))
         return True
@@ -51,15 +72,17 @@ def check_close(exercise, actual, expected, atol: float = 1e-5, rtol: float = 1e
         a = torch.as_tensor(actual, dtype=torch.float64).detach().cpu() if not isinstance(actual, torch.Tensor) else actual.detach().cpu().double()
         e = torch.as_tensor(expected, dtype=torch.float64).detach().cpu() if not isinstance(expected, torch.Tensor) else expected.detach().cpu().double()
     except Exception as err:
-        return check(exercise, False, 'a number, array or tensor', got=actual, hint=hint or f"could not convert: {err}")
+        return check(exercise, False, 'a number, array or tensor', got=actual, hint=hint or f"could not convert: {err}",
+                     _values={'kind': 'close', 'actual': encode_value(actual), 'expected': encode_value(expected), 'atol': atol, 'rtol': rtol})
+    values = {'kind': 'close', 'actual': encode_value(a), 'expected': encode_value(e), 'atol': atol, 'rtol': rtol}
     if a.shape != e.shape:
-        return check(exercise, False, f"shape {tuple(e.shape)}", got=actual, hint=hint)
+        return check(exercise, False, f"shape {tuple(e.shape)}", got=actual, hint=hint, _values=values)
     ok = torch.allclose(a, e, atol=atol, rtol=rtol, equal_nan=False)
     desc = f"values matching the reference within atol={atol:g}, rtol={rtol:g}"
     if not ok and a.numel():
         worst = (a - e).abs().max().item()
         hint = (hint + '; ' if hint else '') + f"largest difference {worst:.3g}"
-    return check(exercise, ok, desc, got=None if ok else actual, hint=hint)
+    return check(exercise, ok, desc, got=None if ok else actual, hint=hint, _values=values)
 
 def check_equal(exercise, actual, expected, hint: str = '') -> bool:
     "Pass when `actual == expected` (for tensors: same shape and all elements equal)."
@@ -67,15 +90,16 @@ def check_equal(exercise, actual, expected, hint: str = '') -> bool:
         a, e = torch.as_tensor(actual), torch.as_tensor(expected)
         ok = a.shape == e.shape and bool((a == e).all())
     else: ok = actual == expected
-    return check(exercise, ok, f"{_short(expected)}", got=actual, hint=hint)
+    return check(exercise, ok, f"{_short(expected)}", got=actual, hint=hint,
+                 _values={'kind': 'equal', 'actual': encode_value(actual), 'expected': encode_value(expected)})
 
 def check_true(exercise, condition: bool, expected: str, got=None, hint: str = '') -> bool:
     "Pass when `condition` holds; `expected` says in words what must be true."
-    return check(exercise, condition, expected, got=got, hint=hint)
+    return check(exercise, condition, expected, got=got, hint=hint, _values={'kind': 'true'})
 
 def check_range(exercise, value, low=None, high=None, what: str = 'value', hint: str = '') -> bool:
     "Pass when `low <= value <= high` (either bound may be None)."
     v = float(value.item() if isinstance(value, torch.Tensor) else value)
     ok = (low is None or v >= low) and (high is None or v <= high)
     bounds = ' and '.join(s for s in [f">= {low}" if low is not None else '', f"<= {high}" if high is not None else ''] if s)
-    return check(exercise, ok, f"{what} {bounds}", got=v, hint=hint)
+    return check(exercise, ok, f"{what} {bounds}", got=v, hint=hint, _values={'kind': 'range', 'actual': v, 'low': low, 'high': high})

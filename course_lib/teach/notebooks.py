@@ -4,15 +4,16 @@
 
 # %% ../../nbs/07_notebooks.ipynb 2
 from __future__ import annotations
-import json, os, re, shutil, tempfile, time
+import json, math, os, re, shutil, tempfile, time
 from pathlib import Path
 import subprocess, sys
 from ..core import repo_root, get_device, get_profile
 
 # %% auto 0
-__all__ = ['BEGIN', 'END', 'list_notebooks', 'read_notebook', 'write_notebook', 'execute_notebook', 'run_notebook',
-           'run_notebooks', 'has_solution', 'exercise_key', 'find_exercises', 'strip_solutions', 'student_notebook',
-           'release_student', 'grade_notebook', 'grade_notebooks']
+__all__ = ['KERNEL_ENV_KEEP', 'BEGIN', 'END', 'INSTRUCTOR_ONLY', 'GRADER_ENV', 'list_notebooks', 'read_notebook',
+           'write_notebook', 'kernel_argv', 'kernel_env', 'execute_notebook', 'run_notebook', 'run_notebooks',
+           'has_solution', 'exercise_key', 'find_exercises', 'strip_solutions', 'student_notebook', 'release_student',
+           'start_workspace', 'record_checks', 'reference_entry', 'judge', 'grade_notebook', 'grade_notebooks']
 
 # %% ../../nbs/07_notebooks.ipynb 4
 def list_notebooks(nbs_dir: Path) -> list[Path]:
@@ -41,40 +42,69 @@ def write_notebook(nb, path):
         warnings.simplefilter('ignore')
         nbformat.write(nb, path)
 
-def execute_notebook(nb, cwd, env: dict, timeout: int, allow_errors: bool = False, unset=()):
-    "Run `nb` in place in a fresh python3 kernel in `cwd`, with `env` set (and `unset` removed) for the kernel; return the error or None."
+# What a grading kernel keeps of the grader's environment: enough to start Python and pick the device.
+KERNEL_ENV_KEEP = ('PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'TZ', 'TMPDIR', 'TEMP', 'TMP',
+                   'SYSTEMROOT', 'SYSTEMDRIVE', 'WINDIR', 'COMSPEC', 'PATHEXT', 'USERPROFILE', 'APPDATA', 'LOCALAPPDATA',
+                   'VIRTUAL_ENV', 'CONDA_PREFIX', 'COURSE_DEVICE', 'COURSE_DATA_DIR', 'CUDA_VISIBLE_DEVICES',
+                   'OMP_NUM_THREADS', 'MKL_NUM_THREADS')
+
+# The kernel's main program: the network guard goes on (when $COURSE_BLOCK_NETWORK says so) before the kernel starts.
+_KERNEL_MAIN = ("import sys\nif sys.path and sys.path[0] == '': del sys.path[0]\n"
+                "from course_lib.offline import install_from_env\ninstall_from_env()\n"
+                "from ipykernel.kernelapp import launch_new_instance\nlaunch_new_instance()")
+
+def kernel_argv() -> list[str]:
+    "The command that starts a notebook kernel: this interpreter (sys.executable), whatever kernelspecs are installed."
+    return [sys.executable, '-c', _KERNEL_MAIN, '-f', '{connection_file}']
+
+def kernel_env(env: dict | None = None, inherit: bool = True, unset=()) -> dict:
+    "A kernel's environment: this process's (or with inherit=False only KERNEL_ENV_KEEP of it), plus `env`, minus `unset`."
+    base = dict(os.environ) if inherit else {k: v for k, v in os.environ.items() if k in KERNEL_ENV_KEEP}
+    base.update({k: str(v) for k, v in (env or {}).items()})
+    for name in unset: base.pop(name, None)
+    return base
+
+def _kernel_manager():
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    class ThisPython(KernelSpecManager):
+        "Every kernel name means the interpreter running the course tools."
+        def get_kernel_spec(self, kernel_name, *args, **kwargs):
+            return KernelSpec(argv=kernel_argv(), display_name=f"Python ({sys.executable})", language='python', resource_dir='')
+    return AsyncKernelManager(kernel_name='course-python', kernel_spec_manager=ThisPython())
+
+def execute_notebook(nb, cwd, env: dict | None = None, timeout: int = 3600, allow_errors: bool = False, unset=(),
+                     inherit_env: bool = True, time_limit: float | None = None):
+    "Run `nb` in place in a fresh kernel of this Python in `cwd`, environment `kernel_env(env, inherit_env, unset)`; return the error or None."
     from nbclient import NotebookClient
-    saved = dict(os.environ)
-    os.environ.update(env)
-    for name in unset: os.environ.pop(name, None)
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    def cell_timeout(cell):
+        return timeout if deadline is None else max(1, min(timeout, math.ceil(deadline - time.monotonic())))
+    client = NotebookClient(nb, km=_kernel_manager(), timeout_func=cell_timeout, allow_errors=allow_errors,
+                            resources={'metadata': {'path': str(cwd)}})
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name='python3', allow_errors=allow_errors,
-                       resources={'metadata': {'path': str(cwd)}}
-                       ).execute(stderr=subprocess.DEVNULL)   # the kernel's start-up chatter; errors land in the notebook
+        client.execute(env=kernel_env(env, inherit_env, unset),
+                       stderr=subprocess.DEVNULL)   # the kernel's start-up chatter; errors land in the notebook
         return None
     except Exception as e: return e
-    finally:
-        os.environ.clear(); os.environ.update(saved)
 
 def run_notebook(path: Path, out_path: Path, profile: str, timeout: int = 3600, extra_env: dict | None = None) -> dict:
     "Execute one notebook in a fresh kernel; return its report entry (path, status, seconds, metrics, error)."
-    import tempfile
     nb = read_notebook(path)
-    metrics_file = Path(tempfile.mkstemp(suffix='.json')[1]); metrics_file.write_text('{}')
-    start = time.perf_counter()
-    err = execute_notebook(nb, path.parent, {'COURSE_PROFILE': profile, 'COURSE_METRICS_FILE': str(metrics_file),
-                           'MPLBACKEND': 'module://matplotlib_inline.backend_inline', **(extra_env or {})}, timeout)
+    with tempfile.TemporaryDirectory(prefix='course-run-') as tmp:
+        metrics_file = Path(tmp) / 'metrics.json'; metrics_file.write_text('{}')
+        start = time.perf_counter()
+        err = execute_notebook(nb, path.parent, {'COURSE_PROFILE': profile, 'COURSE_METRICS_FILE': str(metrics_file),
+                               'MPLBACKEND': 'module://matplotlib_inline.backend_inline', **(extra_env or {})}, timeout)
+        seconds = time.perf_counter() - start
+        try: metrics = json.loads(metrics_file.read_text() or '{}')
+        except json.JSONDecodeError: metrics = {}
     status, error = ('ok', None) if err is None else ('error', f"{type(err).__name__}: {str(err)[-1500:]}")
-    seconds = time.perf_counter() - start
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write_notebook(nb, out_path)
-    try: metrics = json.loads(metrics_file.read_text() or '{}')
-    except json.JSONDecodeError: metrics = {}
-    metrics_file.unlink(missing_ok=True)
     entry = {'path': str(path), 'status': status, 'seconds': round(seconds, 1), 'metrics': metrics}
     if error: entry['error'] = error
     return entry
-
 def _markdown_report(report: dict) -> str:
     lines = [f"# Course run: profile `{report['profile']}` on {report['device']}", '',
              f"{report['passed']} of {len(report['notebooks'])} notebooks ran without error in {report['total_seconds']:.0f} s "
@@ -172,13 +202,20 @@ def student_notebook(nb):
     return nb
 
 # %% ../../nbs/07_notebooks.ipynb 12
-_RELEASE_FILES = ['README.md', 'settings.ini', 'setup.py', 'Makefile', 'LICENSE']
+_RELEASE_FILES = ['README.md', 'settings.ini', 'setup.py', 'pyproject.toml', 'Makefile', 'LICENSE', '.gitignore']
 _RELEASE_DIRS = ['course_lib', 'data', 'tools', 'tests']
+INSTRUCTOR_ONLY = '# course: instructor only'
 
-def release_student(out_dir, root=None) -> list[Path]:
-    "Write a student copy of the course to `out_dir`; returns the notebooks written."
+def _instructor_only(path: Path) -> bool:
+    with open(path, encoding='utf-8') as f: return f.readline().strip() == INSTRUCTOR_ONLY
+
+def release_student(out_dir, root=None, manifest=None, values: bool = True, profile: str = 'smoke') -> list[Path]:
+    "Write a student copy of the course to `out_dir` and the instructor's manifest; returns the notebooks written."
     root = Path(root or repo_root() or Path.cwd()); out = Path(out_dir)
     if out.resolve() == root.resolve(): raise ValueError("OUT_DIR must not be the course folder itself")
+    manifest = Path(manifest or root / 'runs' / 'release' / 'manifest.json')
+    if out.resolve() in manifest.resolve().parents:
+        raise ValueError(f"the manifest {manifest} would ship inside the student copy {out}: write it elsewhere (--manifest PATH)")
     out.mkdir(parents=True, exist_ok=True)
     for name in _RELEASE_FILES:
         if (root / name).exists(): shutil.copy2(root / name, out / name)
@@ -186,42 +223,168 @@ def release_student(out_dir, root=None) -> list[Path]:
         if (root / name).exists():
             shutil.copytree(root / name, out / name, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns('__pycache__', '*.pyc', '.ipynb_checkpoints'))
-    written = []
+    for test in (out / 'tests').glob('*.py') if (out / 'tests').exists() else []:
+        if _instructor_only(test): test.unlink()
+    (out / '.student-copy').write_text("Written by `course release --student`: solutions are stubbed, so `make test` "
+                                       "does not run the notebooks here (their stubs raise NotImplementedError by design).\n")
+    written, entries = [], {}
     (out / 'nbs').mkdir(exist_ok=True)
     for path in list_notebooks(root / 'nbs'):
         write_notebook(student_notebook(read_notebook(path)), out / 'nbs' / path.name)
         written.append(out / 'nbs' / path.name)
-    n_ex = sum(len(find_exercises(read_notebook(p))) for p in written)
-    print(f"student copy: {len(written)} notebooks, {n_ex} exercises stubbed, in {out}")
+        entries[path.name] = reference_entry(path, profile=profile, values=values)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({'profile': profile, 'notebooks': entries}, indent=1))
+    n_ex = sum(len(e['exercises']) for e in entries.values())
+    print(f"student copy: {len(written)} notebooks, {n_ex} exercises stubbed, in {out}; instructor's manifest: {manifest}")
     return written
 
 # %% ../../nbs/07_notebooks.ipynb 14
-def grade_notebook(path, timeout: int = 1800, profile: str = 'smoke') -> dict:
-    "Run one submitted notebook; return {'notebook', 'exercises': [{name, passed}], 'passed', 'total', 'seconds'}."
-    path = Path(path)
-    nb = read_notebook(path)
-    expected = [ex['name'] for ex in find_exercises(nb)]
-    results_file = Path(tempfile.mkstemp(suffix='.jsonl')[1])
-    start = time.perf_counter()
-    err = execute_notebook(nb, path.parent, {'COURSE_EXERCISE_RESULTS': str(results_file), 'COURSE_PROFILE': profile,
-                           'MPLBACKEND': 'Agg'}, timeout, allow_errors=True, unset=('COURSE_STRICT_CHECKS',))
-    if err is not None: print(f"{path.name}: execution stopped: {type(err).__name__}: {str(err)[:200]}")
-    seen: dict[str, bool] = {}
-    for line in results_file.read_text().splitlines():
-        r = json.loads(line); key = exercise_key(r['exercise'])
-        seen[key] = seen.get(key, True) and r['passed']
-    results_file.unlink(missing_ok=True)
-    exercises = [{'name': n, 'passed': bool(seen.get(n, False))} for n in expected]
-    return {'notebook': str(path), 'exercises': exercises, 'passed': sum(e['passed'] for e in exercises),
-            'total': len(exercises), 'seconds': round(time.perf_counter() - start, 1)}
+def start_workspace(dest=None, root=None) -> list[Path]:
+    "Copy the chapters, solutions stubbed, into the learner's folder (default my_work/); return the files written (never overwrites)."
+    root = Path(root or repo_root() or Path.cwd())
+    dest = Path(dest) if dest else root / 'my_work'
+    if dest.resolve() == (root / 'nbs').resolve():
+        raise ValueError("the workspace must not be nbs/ (the reference notebooks the tests check): pick another folder, e.g. my_work")
+    dest.mkdir(parents=True, exist_ok=True)
+    written, kept = [], []
+    for path in list_notebooks(root / 'nbs'):
+        target = dest / path.name
+        if target.exists(): kept.append(target.name); continue
+        write_notebook(student_notebook(read_notebook(path)), target)
+        written.append(target)
+    print(f"workspace {dest}: {len(written)} notebooks written" + (f", {len(kept)} already there kept as they are" if kept else '')
+          + f". Open it with: jupyter lab {dest}")
+    return written
 
-def grade_notebooks(paths, timeout: int = 1800, profile: str = 'smoke', json_out=None) -> list[dict]:
-    "Grade several notebooks; print a table, optionally write the results as JSON."
-    results = [grade_notebook(p, timeout, profile) for p in paths]
+# %% ../../nbs/07_notebooks.ipynb 16
+GRADER_ENV = {'COURSE_BLOCK_NETWORK': '1', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'MPLBACKEND': 'Agg',
+              'COURSE_PROGRESS': 'text'}
+
+def _read_records(path: Path) -> list[dict]:
+    out = []
+    for line in (path.read_text(errors='replace').splitlines() if path.exists() else []):
+        try: r = json.loads(line)
+        except json.JSONDecodeError: continue        # a line cut short by a time limit
+        if isinstance(r, dict) and isinstance(r.get('exercise'), str): out.append(r)
+    return out
+
+def _static_entry(path) -> dict:
+    nb = read_notebook(path); exs = find_exercises(nb)
+    return {'source': str(Path(path).resolve()), 'exercises': [e['name'] for e in exs],
+            'check_cells': {e['name']: [_source(nb.cells[i]) for i in e['check_cells']] for e in exs}}
+
+def record_checks(path, profile: str = 'smoke', timeout: int = 1800, time_limit: float | None = 3600,
+                  check_cells: dict | None = None) -> dict:
+    "Run a notebook the way the grader does (check cells replaced by `check_cells`); return its check records, error and seconds."
+    path = Path(path); nb = read_notebook(path)
+    for ex in find_exercises(nb) if check_cells else []:
+        for i, src in zip(ex['check_cells'], check_cells.get(ex['name'], [])): nb.cells[i].source = src
+    with tempfile.TemporaryDirectory(prefix='course-grade-') as tmp:
+        results = Path(tmp) / 'results.jsonl'
+        start = time.perf_counter()
+        err = execute_notebook(nb, path.parent, {**GRADER_ENV, 'COURSE_PROFILE': profile, 'COURSE_EXERCISE_RESULTS': str(results)},
+                               timeout, allow_errors=True, inherit_env=False, time_limit=time_limit)
+        records = _read_records(results)
+    error = None
+    if err is not None:
+        error = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err).strip() else ''}"
+        if type(err).__name__ == 'CellTimeoutError': error = f"time limit reached ({time_limit} s for the notebook, {timeout} s per cell): {error}"
+    return {'records': records, 'error': error, 'seconds': round(time.perf_counter() - start, 1)}
+
+def reference_entry(path, profile: str = 'smoke', values: bool = True, timeout: int = 1800, time_limit: float | None = None) -> dict:
+    "The grader's answer key for one reference notebook: its exercises, check cells and (values=True) the checks' recorded values."
+    entry = _static_entry(path)
+    if values:
+        run = record_checks(path, profile, timeout, time_limit)
+        names = {exercise_key(r['exercise']) for r in run['records']}
+        bad = sorted({exercise_key(r['exercise']) for r in run['records'] if not r['passed']} | (set(entry['exercises']) - names))
+        if bad or run['error']:
+            raise RuntimeError(f"{Path(path).name}: the reference solutions do not pass ({', '.join(bad) or run['error']}). "
+                               f"Run it with `course run {path}` and fix it before releasing or grading against it.")
+        entry.update(records=run['records'], profile=profile)
+    return entry
+
+def _values(v) -> 'np.ndarray | None':
+    import numpy as np
+    if isinstance(v, dict) and 'values' in v: return np.asarray(v['values'], dtype=float).reshape(v['shape'])
+    if isinstance(v, (int, float)) and not isinstance(v, bool): return np.asarray(float(v))
+    return None
+
+def judge(sub: dict, ref: dict) -> tuple[bool, str]:
+    "Decide one check in the grader's process: the submission's recorded answer against the reference run's record."
+    import numpy as np
+    kind = ref.get('kind', 'check')
+    if sub.get('kind', 'check') != kind: return False, f"checked with a {sub.get('kind')!r} check, the reference uses {kind!r}"
+    if kind == 'close':
+        a, e = _values(sub.get('actual')), _values(ref.get('expected'))
+        if e is None: return bool(sub.get('passed')), 'answer too large to record: taken from the notebook'
+        if a is None: return False, 'no comparable answer was recorded'
+        if a.shape != e.shape: return False, f"shape {tuple(a.shape)}, the reference answer has shape {tuple(e.shape)}"
+        ok = bool(np.allclose(a, e, atol=ref['atol'], rtol=ref['rtol']))
+        why = '' if ok else 'differs from the reference answer'
+        if not ok and sub.get('expected') != ref.get('expected'): why += " (and this run's reference value differs from the reference run's: unseeded randomness, or changed inputs)"
+        return ok, why
+    if kind == 'equal':
+        ok = sub.get('actual') == ref.get('expected')
+        return ok, '' if ok else 'differs from the reference answer'
+    if kind == 'range':
+        v, lo, hi = sub.get('actual'), ref.get('low'), ref.get('high')
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (lo is None or v >= lo) and (hi is None or v <= hi)
+        return ok, '' if ok else f"{v} is outside [{lo}, {hi}]"
+    return bool(sub.get('passed')), 'pass/fail reported by the notebook (a check_true or bare check cannot be verified)'
+
+def _reference(path: Path, reference, manifest, profile, timeout, time_limit, cache: dict) -> dict:
+    if manifest is not None:
+        m = manifest if isinstance(manifest, dict) else json.loads(Path(manifest).read_text())
+        entry = m['notebooks'].get(path.name)
+        if entry is None:
+            raise KeyError(f"{path.name} is not a notebook of this release: grade it under its released name (one of {sorted(m['notebooks'])[:5]}...)")
+        ref_path = Path(entry['source'])
+    else:
+        ref_path = Path(reference) if reference else (repo_root() or Path.cwd()) / 'nbs' / path.name
+        if not ref_path.exists():
+            raise FileNotFoundError(f"No reference notebook for {path.name} (looked for {ref_path}). Pass --manifest MANIFEST "
+                                    f"(written by `course release`) or --reference NOTEBOOK.")
+        entry = _static_entry(ref_path)
+    if 'records' not in entry and ref_path.resolve() != path.resolve():
+        key = (str(ref_path.resolve()), profile)
+        if key not in cache: cache[key] = reference_entry(ref_path, profile, True, timeout, time_limit)['records']
+        entry = {**entry, 'records': cache[key]}
+    return entry
+
+def grade_notebook(path, timeout: int = 1800, profile: str = 'smoke', reference=None, manifest=None,
+                   time_limit: float | None = 3600, _cache: dict | None = None) -> dict:
+    "Grade one submitted notebook against its reference; return {'notebook', 'exercises': [{name, passed, why}], 'passed', 'total', 'seconds', 'error'}."
+    path = Path(path)
+    ref = _reference(path, reference, manifest, profile, timeout, time_limit, {} if _cache is None else _cache)
+    run = record_checks(path, profile, timeout, time_limit, ref['check_cells'])
+    ref_records = ref.get('records', run['records'])      # grading the reference itself: its own run is the key
+    subs: dict[str, list] = {}
+    for r in run['records']: subs.setdefault(r['exercise'], []).append(r)
+    exercises = []
+    for name in ref['exercises']:
+        checks = [r for r in ref_records if exercise_key(r['exercise']) == name]
+        passed, why, seen = bool(checks), '' if checks else 'its check never ran', {}
+        for r in checks:
+            k = seen[r['exercise']] = seen.get(r['exercise'], -1) + 1
+            got = subs.get(r['exercise'], [])
+            ok, reason = judge(got[k], r) if k < len(got) else (False, 'its check never ran (deleted, or stopped by an error or the time limit)')
+            if not ok and passed: passed, why = False, f"{r['exercise']}: {reason}"
+        exercises.append({'name': name, 'passed': passed, 'why': why})
+    return {'notebook': str(path), 'exercises': exercises, 'passed': sum(e['passed'] for e in exercises),
+            'total': len(exercises), 'seconds': run['seconds'], 'error': run['error']}
+
+def grade_notebooks(paths, timeout: int = 1800, profile: str = 'smoke', json_out=None, reference=None, manifest=None,
+                    time_limit: float | None = 3600) -> list[dict]:
+    "Grade several notebooks (each reference runs once); print a table, optionally write the results as JSON."
+    cache: dict = {}
+    results = [grade_notebook(p, timeout, profile, reference, manifest, time_limit, cache) for p in paths]
     print('| notebook | exercise | result |\n|---|---|---|')
     for r in results:
         for e in r['exercises']:
-            print(f"| {Path(r['notebook']).name} | {e['name']} | {'pass' if e['passed'] else 'FAIL'} |")
+            print(f"| {Path(r['notebook']).name} | {e['name']} | {'pass' if e['passed'] else 'FAIL: ' + e['why']} |")
+        if r['error']: print(f"| {Path(r['notebook']).name} | (run) | stopped: {r['error']} |")
     passed, total = sum(r['passed'] for r in results), sum(r['total'] for r in results)
     print(f"\nTotal: {passed}/{total} exercises passed")
     if json_out:

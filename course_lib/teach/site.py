@@ -197,17 +197,37 @@ def build_site(out_dir, runs_dir=None, root=None) -> Path:
     print(f"site: {len(pages)} chapters, glossary, MathJax; open {out / 'index.html'}")
     return out / 'index.html'
 
-# %% ../../nbs/08_site.ipynb 13
+# %% ../../nbs/08_site.ipynb 14
+from html.parser import HTMLParser
+from urllib.parse import urlsplit, unquote
+
+_LINK_ATTRS = {'a': 'href', 'link': 'href', 'area': 'href', 'img': 'src', 'script': 'src', 'iframe': 'src',
+               'source': 'src', 'video': 'src', 'audio': 'src', 'embed': 'src'}
+
+class _LinkParser(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True); self.links = []
+    def handle_starttag(self, tag, attrs):
+        want = _LINK_ATTRS.get(tag)
+        for name, value in attrs:
+            if name == want and value: self.links.append(value)
+    handle_startendtag = handle_starttag
+
 def internal_links(page: Path) -> list[str]:
-    "Relative href/src targets in an HTML page (anchors and query strings dropped)."
-    text = page.read_text(encoding='utf-8', errors='replace')
-    targets = re.findall(r'(?:href|src)="([^"#?:]+)(?:[#?][^"]*)?"', text)
-    return [t for t in targets if t and not t.startswith(('data:', 'mailto:', 'javascript:', '//'))]
+    "Relative targets of the page's link elements (a/link href, img/script/... src), anchors and query strings dropped."
+    parser = _LinkParser()
+    parser.feed(Path(page).read_text(encoding='utf-8', errors='replace')); parser.close()
+    targets = []
+    for link in parser.links:
+        parts = urlsplit(link.strip())
+        if parts.scheme or parts.netloc or not parts.path: continue     # web, data:, mailto:, or '#anchor' on the same page
+        targets.append(unquote(parts.path))
+    return targets
 
 def broken_links(site_dir) -> list[tuple[str, str]]:
     "(page, target) pairs whose relative target does not exist in the site."
     site_dir = Path(site_dir); bad = []
-    for page in site_dir.glob('*.html'):
+    for page in sorted(site_dir.glob('*.html')):
         for t in internal_links(page):
             if not (page.parent / t).exists(): bad.append((page.name, t))
     return bad
