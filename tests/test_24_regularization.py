@@ -21,7 +21,8 @@ def test_penalties_cover_weights_not_biases():
     assert_close(l2_penalty(m), sum((p ** 2).sum() for p in w))
     assert_close(l1_penalty(m), sum(p.abs().sum() for p in w))
     l2_penalty(m).backward()
-    assert_close(m[0].weight.grad, 2 * m[0].weight.detach()) and m[0].bias.grad is None
+    assert_close(m[0].weight.grad, 2 * m[0].weight.detach())
+    assert m[0].bias.grad is None and m[2].bias.grad is None          # biases are not penalised
     for fn in (l2_penalty, l1_penalty, sparsity):
         with pytest.raises(ValueError, match='no weight matrices'): fn(nn.BatchNorm1d(3))
 
@@ -123,3 +124,35 @@ def test_augment_cb_changes_training_batches_only():
     Learner(Spy(), dl, dl, F.cross_entropy, device='cpu', progress=False, cbs=[AugmentCB(lambda t: t * 2)]).fit(1)
     assert any(tr and torch.equal(t, x * 2) for tr, t in seen)
     assert any(not tr and torch.equal(t, x) for tr, t in seen)
+
+
+def test_penalties_cover_what_the_learner_decays_not_embeddings_or_norm_gains():
+    "Chapter 24 and the Learner (chapter 02) agree: weight matrices only; no biases, norm gains or embeddings."
+    from course_lib.train.learner import decay_param_groups
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 6), nn.LayerNorm(6), nn.Linear(6, 2))
+    assert_close(l2_penalty(m), (m[1].weight ** 2).sum() + (m[3].weight ** 2).sum())
+    assert_close(l1_penalty(m), m[1].weight.abs().sum() + m[3].weight.abs().sum())
+    decayed = {id(p) for g in decay_param_groups(m, 0.1) if g['weight_decay'] > 0 for p in g['params']}
+    assert decayed == {id(m[1].weight), id(m[3].weight)}
+    with torch.no_grad(): m[0].weight.zero_()                      # zeroed embedding: not counted by sparsity either
+    assert sparsity(m) == 0.0
+
+
+def test_l1_with_sgd_depends_on_lambda_but_adam_does_not():
+    "Issue 15: L1's pull is eta*lambda per step under SGD; Adam normalises it away (so lambda 1000x smaller zeroes too)."
+    torch.manual_seed(0)
+    def dead_weights(lam, opt_cls, lr, steps=150):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        opt = opt_cls(m.parameters(), lr=lr)
+        x = torch.randn(32, 4); x[:, 0] = 0                         # input 0 is always zero: no data gradient
+        y = torch.randint(0, 2, (32,))
+        for _ in range(steps):
+            loss = F.cross_entropy(m(x), y) + lam * l1_penalty(m)
+            opt.zero_grad(); loss.backward(); opt.step()
+        return m[0].weight.detach()[:, 0]
+    assert (dead_weights(1e-2, torch.optim.SGD, 0.5).abs() <= 0.5 * 1e-2 + 1e-7).all()      # reached 0 (|w0| <= 0.5)
+    assert (dead_weights(1e-5, torch.optim.SGD, 0.5).abs() > 0.5 * 1e-2).float().mean() > 0.5   # 1000x smaller: not
+    for lam in (1e-2, 1e-5):
+        assert (dead_weights(lam, torch.optim.Adam, 1e-2).abs() <= 2e-2).all()              # Adam: both reach 0

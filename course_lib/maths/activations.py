@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn as nn
+from ..teach.exercises import check_close, check_true
 
 # %% auto 0
 __all__ = ['ACTIVATIONS', 'sigmoid', 'sigmoid_grad', 'tanh', 'tanh_grad', 'relu', 'relu_grad', 'leaky_relu', 'leaky_relu_grad',
-           'gelu', 'gelu_grad', 'silu', 'silu_grad', 'autograd_derivative', 'get_activation', 'softmax',
-           'softmax_jacobian', 'softmax_backward', 'deep_stack', 'layer_grad_norms', 'dead_units']
+           'gelu', 'gelu_grad', 'silu', 'silu_grad', 'autograd_derivative', 'get_activation', 'check_softplus_grad',
+           'softmax', 'softmax_jacobian', 'softmax_backward', 'check_softmax_temperature', 'deep_stack',
+           'layer_grad_norms', 'check_sigmoid_depth_factor', 'dead_units', 'check_dead_mask']
 
 # %% ../../nbs/21_activations.ipynb 7
 def sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -32,6 +34,7 @@ def tanh_grad(x: torch.Tensor) -> torch.Tensor:
     "d tanh / dx = 1 - tanh(x)^2: 1 at the origin, nearly 0 once |x| is large."
     return 1 - tanh(x) ** 2
 
+# %% ../../nbs/21_activations.ipynb 9
 def relu(x: torch.Tensor) -> torch.Tensor:
     "max(0, x)."
     return torch.where(x > 0, x, torch.zeros_like(x))
@@ -55,6 +58,7 @@ def leaky_relu_grad(x: torch.Tensor, negative_slope: float = 0.01) -> torch.Tens
     _check_slope(negative_slope)
     return torch.where(x > 0, torch.ones_like(x), torch.full_like(x, negative_slope))
 
+# %% ../../nbs/21_activations.ipynb 11
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 
 def _check_approximate(approximate: str) -> None:
@@ -79,6 +83,7 @@ def gelu_grad(x: torch.Tensor, approximate: str = 'none') -> torch.Tensor:
     pdf = torch.exp(-0.5 * x ** 2) / math.sqrt(2 * math.pi)
     return cdf + x * pdf
 
+# %% ../../nbs/21_activations.ipynb 13
 def silu(x: torch.Tensor) -> torch.Tensor:
     "x * sigmoid(x), also called Swish (like `F.silu`)."
     return x * sigmoid(x)
@@ -88,7 +93,7 @@ def silu_grad(x: torch.Tensor) -> torch.Tensor:
     s = sigmoid(x)
     return s * (1 + x * (1 - s))
 
-# %% ../../nbs/21_activations.ipynb 9
+# %% ../../nbs/21_activations.ipynb 15
 def autograd_derivative(f, x: torch.Tensor) -> torch.Tensor:
     "f'(x) for an elementwise function f, by autograd: the gradient of sum(f(x)) with respect to x."
     x = x.detach().clone().requires_grad_(True)
@@ -116,7 +121,22 @@ def get_activation(name: str):
         raise KeyError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]
 
-# %% ../../nbs/21_activations.ipynb 24
+# %% ../../nbs/21_activations.ipynb 29
+def _call(exercise, fn, *args, hint=''):
+    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
+    try: return True, fn(*args)
+    except Exception as err:
+        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
+        return False, None
+
+def check_softplus_grad(exercise, fn) -> bool:
+    "Exercise check: `fn(x)` must equal autograd's derivative of `F.softplus` on [-30, 30]."
+    x = torch.linspace(-30, 30, 301)
+    hint = 'differentiate log(1 + e^x): the chain rule gives e^x / (1 + e^x), a function from this chapter'
+    ok, got = _call(exercise, fn, x, hint=hint)
+    return ok and check_close(exercise, got, autograd_derivative(torch.nn.functional.softplus, x), hint=hint)
+
+# %% ../../nbs/21_activations.ipynb 32
 def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     "exp(x) / sum(exp(x)) along `dim`, shifted by the maximum first so nothing overflows (like `torch.softmax`)."
     e = torch.exp(x - x.amax(dim=dim, keepdim=True))
@@ -135,7 +155,24 @@ def softmax_backward(grad_out: torch.Tensor, s: torch.Tensor, dim: int = -1) -> 
         raise ValueError(f"grad_out {tuple(grad_out.shape)} and softmax output {tuple(s.shape)} must have the same shape")
     return s * (grad_out - (grad_out * s).sum(dim=dim, keepdim=True))
 
-# %% ../../nbs/21_activations.ipynb 30
+# %% ../../nbs/21_activations.ipynb 36
+def check_softmax_temperature(exercise, fn) -> bool:
+    "Exercise check: `fn(z, T)` must equal `torch.softmax(z / T, -1)` at logits of ±1000, and raise ValueError for T <= 0."
+    z = torch.tensor([[1000.0, 999.0, -1000.0], [0.5, 0.1, 0.2]])
+    hint = 'divide the logits by T, then use the stable softmax (subtract the maximum before exp)'
+    ok = True
+    for T in (0.1, 1.0, 5.0):
+        good, got = _call(exercise, fn, z, T, hint=hint)
+        ok = good and check_close(exercise, got, torch.softmax(z / T, -1), hint=hint) and ok
+    for T in (0.0, -1.0):
+        try: fn(z, T); raised = False
+        except ValueError: raised = True
+        except Exception: raised = False
+        ok = check_true(f'{exercise} (T = {T})', raised, 'a ValueError for T <= 0', got='no ValueError',
+                        hint='start with: if T <= 0: raise ValueError(...)') and ok
+    return ok
+
+# %% ../../nbs/21_activations.ipynb 39
 _MODULES = {'sigmoid': nn.Sigmoid, 'tanh': nn.Tanh, 'relu': nn.ReLU, 'leaky_relu': nn.LeakyReLU,
             'gelu': nn.GELU, 'silu': nn.SiLU}
 
@@ -164,7 +201,18 @@ def layer_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
     loss_fn(model(x), y).backward()
     return [m.weight.grad.norm().item() for m in model.modules() if isinstance(m, nn.Linear)]
 
-# %% ../../nbs/21_activations.ipynb 37
+# %% ../../nbs/21_activations.ipynb 44
+def check_sigmoid_depth_factor(exercise, factor) -> bool:
+    "Exercise check: `factor` must be the best-case multiplier sigmoid'(0)**10 of a gradient through 10 sigmoid layers."
+    ref = sigmoid_grad(torch.tensor(0.0, dtype=torch.float64)).item() ** 10
+    try: value = float(factor)
+    except Exception as err:
+        return check_true(exercise, False, 'a number', got=repr(factor), hint=f'could not convert to float: {err}')
+    hint = "the largest sigmoid slope is sigma'(0) = 1/4; ten layers multiply ten such slopes"
+    if value > 1: hint += '; you gave a number above 1: that is how many times smaller the gradient gets, not the multiplier'
+    return check_close(exercise, torch.tensor(value), torch.tensor(ref), rtol=1e-4, atol=0, hint=hint)
+
+# %% ../../nbs/21_activations.ipynb 47
 @torch.no_grad()
 def dead_units(model: nn.Module, x: torch.Tensor) -> list[float]:
     "For each ReLU / LeakyReLU layer: the fraction of its units whose input is <= 0 for every example in `x`."
@@ -177,3 +225,19 @@ def dead_units(model: nn.Module, x: torch.Tensor) -> list[float]:
     finally:
         for h in hooks: h.remove()
     return [(p <= 0).all(dim=0).float().mean().item() for p in pre]
+
+# %% ../../nbs/21_activations.ipynb 51
+def check_dead_mask(exercise, fn) -> bool:
+    "Exercise check: `fn(h)` must flag exactly the units (columns) of ReLU activations h that are 0 on every row."
+    hint = 'a unit is dead when all(h[:, j] == 0): reduce over dim 0 (the batch), keep one entry per unit'
+    cases = [torch.relu(torch.tensor([[1.0, -2.0, 0.0, 3.0], [-1.0, -1.0, 0.5, 0.0], [0.0, -3.0, -1.0, -1.0]])),
+             torch.relu(torch.tensor([[-1.0, 2.0, -1.0, -0.5, 4.0], [-2.0, -1.0, -3.0, 0.0, 1.0]]))]
+    expected = [torch.tensor([False, True, False, False]), torch.tensor([True, False, True, True, False])]
+    for h, e in zip(cases, expected):
+        ok, got = _call(exercise, fn, h, hint=hint)
+        if not ok: return False
+        got = torch.as_tensor(got)
+        if not check_true(exercise, got.shape == e.shape and torch.equal(got.bool(), e),
+                          f'{e.tolist()}: one entry per unit, True where the unit is zero on every row', got=got, hint=hint):
+            return False
+    return check_true(exercise, True, 'dead units found in both test batches')

@@ -6,10 +6,12 @@
 from __future__ import annotations
 import math, random
 import torch
+from ..teach.exercises import check_close, check_true
 
 # %% auto 0
 __all__ = ['two_layer_forward', 'linear_backward', 'relu_backward', 'cross_entropy_and_grad', 'mse_and_grad',
-           'two_layer_backward', 'numerical_grad', 'grad_check', 'Value', 'ScalarMLP']
+           'two_layer_backward', 'numerical_grad', 'grad_check', 'Value', 'ScalarMLP', 'check_sigmoid_layer_backward',
+           'check_value_log', 'check_linear_bias_grad']
 
 # %% ../../nbs/23_backprop.ipynb 7
 def two_layer_forward(X: torch.Tensor, W1: torch.Tensor, b1: torch.Tensor, W2: torch.Tensor, b2: torch.Tensor):
@@ -190,3 +192,66 @@ class ScalarMLP:
     def weights(self) -> list:
         "The parameters as plain numbers: one `(W, b)` per layer, W a list of rows (out x in) like `nn.Linear.weight`."
         return [([[w.data for w in ws] for ws, _ in layer], [b.data for _, b in layer]) for layer in self.layers]
+
+# %% ../../nbs/23_backprop.ipynb 52
+def _call(exercise, fn, *args, hint=''):
+    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
+    try: return True, fn(*args)
+    except Exception as err:
+        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
+        return False, None
+
+def _check_grads(exercise, names, got, expected, hint, **tol) -> bool:
+    "Compare named gradients one by one (shape first), so a FAIL says which one is wrong."
+    if not isinstance(got, (tuple, list)) or len(got) != len(names):
+        return check_true(exercise, False, f'a tuple ({", ".join(names)})', got=got, hint=hint)
+    for name, g, e in zip(names, got, expected):
+        g = torch.as_tensor(g)
+        if g.shape != e.shape:
+            return check_true(exercise, False, f'{name} with shape {tuple(e.shape)}, the shape of the variable', got=f'shape {tuple(g.shape)}', hint=hint)
+        if not torch.allclose(g.double(), e.double(), atol=1e-5, rtol=1e-4, **tol):
+            return check_close(exercise, g, e, hint=f'{name} is off; {hint}')
+    return check_true(exercise, True, f'{", ".join(names)} match autograd')
+
+def check_sigmoid_layer_backward(exercise, fn) -> bool:
+    "Exercise check: `fn(dY, X, W, b)` must return autograd's (dX, dW, db) for Y = sigmoid(X @ W.T + b)."
+    hint = 'dZ = dY * sigma(Z) * (1 - sigma(Z)); then dX = dZ W, dW = dZ^T X, db = sum of dZ over the batch'
+    g = torch.Generator().manual_seed(1)
+    X, W, b, dY = (torch.randn(*s, generator=g) for s in ((6, 4), (3, 4), (3,), (6, 3)))
+    leaves = [t.clone().requires_grad_(True) for t in (X, W, b)]
+    torch.sigmoid(leaves[0] @ leaves[1].T + leaves[2]).backward(dY)
+    ok, got = _call(exercise, fn, dY, X, W, b, hint=hint)
+    return ok and _check_grads(exercise, ('dX', 'dW', 'db'), got, [l.grad for l in leaves], hint)
+
+# %% ../../nbs/23_backprop.ipynb 56
+def check_value_log(exercise, fn) -> bool:
+    "Exercise check: `fn(v)` must be a differentiable log of a `Value`: value and gradients equal torch's."
+    hint = 'd/dv log(v) = 1 / v, evaluated at v.data; parents must be a tuple (v,)'
+    def run():
+        p, q = Value(0.3), Value(2.5)
+        out = fn(p * q + p ** 2) * q - fn(q)
+        out.backward()
+        return [out.data, p.grad, q.grad]
+    ok, got = _call(exercise, run, hint=hint)
+    if not ok: return False
+    tp, tq = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.3, 2.5))
+    tout = torch.log(tp * tq + tp ** 2) * tq - torch.log(tq); tout.backward()
+    return check_close(exercise, got, [tout.item(), tp.grad.item(), tq.grad.item()], atol=1e-9, rtol=1e-9, hint=hint)
+
+# %% ../../nbs/23_backprop.ipynb 60
+def check_linear_bias_grad(exercise, fn) -> bool:
+    "Exercise check: `fn(dZ)` must equal autograd's bias gradient for dZ with 1, 2 or 3 leading dimensions."
+    hint = 'the result has the shape of b, (out,): sum dZ over every dimension except the last'
+    g = torch.Generator().manual_seed(3)
+    for shape in ((2, 5, 3), (5, 3), (1, 2, 5, 3)):
+        X = torch.randn(*shape, generator=g)
+        lin = torch.nn.Linear(3, 4)
+        Z = lin(X); dZ = torch.randn(Z.shape, generator=g); Z.backward(dZ)
+        ok, got = _call(exercise, fn, dZ, hint=hint)
+        if not ok: return False
+        got = torch.as_tensor(got)
+        if got.shape != lin.bias.grad.shape:
+            return check_true(exercise, False, f'shape {tuple(lin.bias.grad.shape)} (the shape of b) for dZ of shape {tuple(dZ.shape)}',
+                              got=f'shape {tuple(got.shape)}', hint=hint)
+        if not check_close(exercise, got, lin.bias.grad, hint=f'for dZ of shape {tuple(dZ.shape)}: {hint}'): return False
+    return True

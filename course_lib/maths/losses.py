@@ -5,10 +5,12 @@
 # %% ../../nbs/20_losses.ipynb 2
 from __future__ import annotations
 import torch
+from ..teach.exercises import check_close, check_true
 
 # %% auto 0
-__all__ = ['mse_loss', 'mae_loss', 'huber_loss', 'logsumexp', 'log_softmax', 'cross_entropy', 'binary_cross_entropy', 'softplus',
-           'binary_cross_entropy_with_logits', 'kl_divergence', 'perplexity']
+__all__ = ['mse_loss', 'mae_loss', 'huber_loss', 'check_huber_grad', 'logsumexp', 'log_softmax', 'cross_entropy',
+           'binary_cross_entropy', 'softplus', 'binary_cross_entropy_with_logits', 'check_label_smoothing',
+           'kl_divergence', 'perplexity', 'check_uniform_perplexity', 'check_bce_logits_grad']
 
 # %% ../../nbs/20_losses.ipynb 5
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -42,7 +44,24 @@ def huber_loss(pred: torch.Tensor, target: torch.Tensor, delta: float = 1.0, red
     r = (pred - target).abs()
     return _reduce(torch.where(r <= delta, 0.5 * r ** 2, delta * (r - 0.5 * delta)), reduction)
 
-# %% ../../nbs/20_losses.ipynb 23
+# %% ../../nbs/20_losses.ipynb 22
+def _call(exercise, fn, *args, hint=''):
+    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
+    try: return True, fn(*args)
+    except Exception as err:
+        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
+        return False, None
+
+def check_huber_grad(exercise, fn) -> bool:
+    "Exercise check: `fn(pred, target, delta)` must equal autograd's gradient of the summed Huber loss."
+    g = torch.Generator().manual_seed(0)
+    pred, target = (torch.randn(50, generator=g) * 3).requires_grad_(), torch.randn(50, generator=g)
+    auto, = torch.autograd.grad(huber_loss(pred, target, 2.0, reduction='sum'), pred)
+    hint = 'inside the threshold the gradient is the residual pred - target itself; outside it is ±delta'
+    ok, got = _call(exercise, fn, pred.detach(), target, 2.0, hint=hint)
+    return ok and check_close(exercise, got, auto, hint=hint)
+
+# %% ../../nbs/20_losses.ipynb 25
 def logsumexp(x: torch.Tensor, dim: int = -1, keepdim: bool = False) -> torch.Tensor:
     "log(sum(exp(x))) along `dim`, computed stably by shifting with the maximum first (like `torch.logsumexp`)."
     m = x.detach().amax(dim=dim, keepdim=True)
@@ -54,7 +73,7 @@ def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     "log(softmax(x)) along `dim` as x - logsumexp(x): finite for any finite logits (like `F.log_softmax`)."
     return x - logsumexp(x, dim=dim, keepdim=True)
 
-# %% ../../nbs/20_losses.ipynb 30
+# %% ../../nbs/20_losses.ipynb 32
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = 'mean',
                   ignore_index: int = -100) -> torch.Tensor:
     "Cross-entropy from logits (classes on dim 1) and class indices or class probabilities, like `F.cross_entropy`."
@@ -73,7 +92,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = '
     if reduction == 'mean': return nll.sum() / keep.sum()
     return _reduce(nll, reduction)
 
-# %% ../../nbs/20_losses.ipynb 38
+# %% ../../nbs/20_losses.ipynb 40
 def binary_cross_entropy(probs: torch.Tensor, target: torch.Tensor, reduction: str = 'mean') -> torch.Tensor:
     "-[y log p + (1-y) log(1-p)] from probabilities, each log clipped at -100 (like `F.binary_cross_entropy`)."
     _same_shape(probs, target, 'binary_cross_entropy')
@@ -81,7 +100,7 @@ def binary_cross_entropy(probs: torch.Tensor, target: torch.Tensor, reduction: s
     log_1mp = torch.log(1 - probs).clamp(min=-100)
     return _reduce(-(target * log_p + (1 - target) * log_1mp), reduction)
 
-# %% ../../nbs/20_losses.ipynb 41
+# %% ../../nbs/20_losses.ipynb 43
 def softplus(x: torch.Tensor) -> torch.Tensor:
     "log(1 + exp(x)) computed as max(x, 0) + log1p(exp(-|x|)): no overflow, exact gradient sigmoid(x) everywhere."
     pos = x > 0
@@ -94,14 +113,54 @@ def binary_cross_entropy_with_logits(logits: torch.Tensor, target: torch.Tensor,
     return _reduce(softplus(logits) - target * logits, reduction)
 
 # %% ../../nbs/20_losses.ipynb 59
+def check_label_smoothing(exercise, fn) -> bool:
+    "Exercise check: `fn(logits, target, eps)` must equal `F.cross_entropy(..., label_smoothing=eps)`, also at ±100."
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(0)
+    logits = torch.cat([torch.randn(20, 6, generator=g) * 4, torch.tensor([[100., -100., 0., 0., 0., 0.]])])
+    target = torch.randint(0, 6, (21,), generator=g)
+    hint = 'build the target distribution (1 - eps) * one_hot + eps / C (C classes, the true one included), then cross-entropy with soft targets'
+    ok = True
+    for eps in (0.1, 0.3):
+        good, got = _call(exercise, fn, logits, target, eps, hint=hint)
+        ok = good and check_close(exercise, got, F.cross_entropy(logits, target, label_smoothing=eps), atol=1e-4, hint=hint) and ok
+    return ok
+
+# %% ../../nbs/20_losses.ipynb 62
 def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor, dim: int = -1, reduction: str = 'mean') -> torch.Tensor:
     "KL(P || Q) = sum p (log p - log q) along `dim`, from log-probabilities; 'mean' averages over distributions."
     p = log_p.exp()
     terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))   # 0 log 0 = 0
     return _reduce(terms.sum(dim=dim), reduction)
 
-# %% ../../nbs/20_losses.ipynb 64
+# %% ../../nbs/20_losses.ipynb 67
 def perplexity(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     "exp(mean cross-entropy) over all positions; `logits` has the vocabulary on the last dim, e.g. (batch, time, vocab)."
     vocab = logits.shape[-1]
     return torch.exp(cross_entropy(logits.reshape(-1, vocab), target.reshape(-1), ignore_index=ignore_index))
+
+# %% ../../nbs/20_losses.ipynb 73
+def check_uniform_perplexity(exercise, fn) -> bool:
+    "Exercise check: `fn(vocab_size, tokens)` must return the perplexity V of a uniform model, for several V."
+    g = torch.Generator().manual_seed(0)
+    hint = 'equal logits (any constant) mean probability 1/V for every token; perplexity is exp(cross-entropy), and exp(-log(1/V)) = V'
+    got = []
+    for V in (2, 10, 50257):
+        ok, value = _call(exercise, fn, V, torch.randint(0, V, (40,), generator=g), hint=hint)
+        if not ok: return False
+        got.append(float(value))
+    return check_close(exercise, torch.tensor(got), torch.tensor([2., 10., 50257.]), rtol=1e-4, hint=hint)
+
+# %% ../../nbs/20_losses.ipynb 77
+def check_bce_logits_grad(exercise, fn) -> bool:
+    "Exercise check: `fn(z, y)` must equal autograd's gradient of summed BCE-with-logits and be finite at z = ±100."
+    import torch.nn.functional as F
+    z = torch.tensor([-100., -3., 0., 0.5, 100.], requires_grad=True)
+    y = torch.tensor([1., 0., 1., 0., 0.])
+    auto, = torch.autograd.grad(F.binary_cross_entropy_with_logits(z, y, reduction='sum'), z)
+    hint = 'the loss is softplus(z) - y*z and the derivative of softplus(z) is sigmoid(z); use torch.sigmoid, which never overflows'
+    ok, got = _call(exercise, fn, z.detach(), y, hint=hint)
+    if not ok: return False
+    finite = check_true(f'{exercise} (finite)', bool(torch.isfinite(torch.as_tensor(got)).all()),
+                        'a finite gradient at z = ±100', got=got, hint=hint)
+    return check_close(exercise, got, auto, hint=hint) and finite

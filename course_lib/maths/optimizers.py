@@ -6,12 +6,28 @@
 from __future__ import annotations
 import math
 import torch
+from ..teach.exercises import check_close, check_true
 
 # %% auto 0
-__all__ = ['SGDScratch', 'compare_with_torch', 'assert_same_params', 'RMSPropScratch', 'AdamScratch', 'AdamWScratch', 'bowl',
-           'rosenbrock', 'trajectory']
+__all__ = ['check_max_lr', 'SGDScratch', 'compare_with_torch', 'assert_same_params', 'check_momentum_step', 'RMSPropScratch',
+           'AdamScratch', 'AdamWScratch', 'check_bias_correction', 'bowl', 'rosenbrock', 'trajectory']
 
-# %% ../../nbs/22_optimizers.ipynb 14
+# %% ../../nbs/22_optimizers.ipynb 13
+def _call(exercise, fn, *args, hint=''):
+    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
+    try: return True, fn(*args)
+    except Exception as err:
+        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
+        return False, None
+
+def check_max_lr(exercise, max_lr, curvatures=(1.0, 25.0)) -> bool:
+    "Exercise check: `max_lr` must be the stability limit 2 / (largest curvature) of gradient descent."
+    hint = 'each direction needs lr < 2 / curvature; the steepest direction (the largest curvature) decides'
+    try: value = float(max_lr)
+    except Exception as err: return check_true(exercise, False, 'a number', got=repr(max_lr), hint=f'{hint} ({err})')
+    return check_close(exercise, torch.tensor(value), torch.tensor(2 / max(curvatures)), hint=hint)
+
+# %% ../../nbs/22_optimizers.ipynb 16
 def _check(name: str, value: float, low: float = 0.0, high: float = math.inf, closed_high: bool = False) -> None:
     ok = low <= value <= high if closed_high else low <= value < high
     if not ok:
@@ -42,7 +58,7 @@ class SGDScratch(torch.optim.Optimizer):
                 p.add_(g, alpha=-lr)
         return loss
 
-# %% ../../nbs/22_optimizers.ipynb 16
+# %% ../../nbs/22_optimizers.ipynb 18
 def compare_with_torch(ours_cls, torch_cls, steps: int = 25, seed: int = 0, **hparams) -> tuple[nn.Module, nn.Module]:
     "Train two identical small MLPs for `steps` steps, one with each optimizer class; return both models."
     import torch.nn as nn
@@ -65,6 +81,21 @@ def assert_same_params(model_a, model_b, **tol) -> None:
         torch.testing.assert_close(a, b, msg=lambda m: f'parameter {name}: {m}', **tol)
 
 # %% ../../nbs/22_optimizers.ipynb 22
+def check_momentum_step(exercise, fn) -> bool:
+    "Exercise check: three calls of `fn(p, g, buf, lr, mu)` must give `torch.optim.SGD(momentum=mu)`'s parameters."
+    hint = 'the first step starts the buffer at g; later buf = mu*buf + g (no (1 - mu) factor); p -= lr*buf'
+    p, buf = torch.tensor([1.0, -2.0]), None
+    ref = torch.tensor([1.0, -2.0], requires_grad=True)
+    opt = torch.optim.SGD([ref], lr=0.1, momentum=0.9)
+    for g in (torch.tensor([0.5, 1.0]), torch.tensor([0.2, -1.0]), torch.tensor([1.0, 0.0])):
+        ok, out = _call(exercise, fn, p, g, buf, 0.1, 0.9, hint=hint)
+        if not ok: return False
+        try: p, buf = out
+        except Exception: return check_true(exercise, False, 'a pair (new_p, new_buf)', got=out, hint=hint)
+        ref.grad = g.clone(); opt.step()
+    return check_close(exercise, p, ref.detach(), hint=hint)
+
+# %% ../../nbs/22_optimizers.ipynb 28
 class RMSPropScratch(torch.optim.Optimizer):
     "RMSProp matching `torch.optim.RMSprop` (no momentum, not centered): step g / (sqrt(s) + eps)."
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0):
@@ -116,7 +147,28 @@ class AdamWScratch(AdamScratch):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
         super().__init__(params, lr, betas, eps, weight_decay, decoupled=True)
 
-# %% ../../nbs/22_optimizers.ipynb 30
+# %% ../../nbs/22_optimizers.ipynb 34
+def check_bias_correction(exercise, fn) -> bool:
+    "Exercise check: `fn(m_t, v_t, t, betas)` must return Adam's bias-corrected (m_hat, v_hat), both moments."
+    hint = 'divide each moment by the weight its average has collected: m_t / (1 - beta1**t) and v_t / (1 - beta2**t)'
+    gen = torch.Generator().manual_seed(0)
+    got, expected = [], []
+    for betas, const in (((0.9, 0.999), True), ((0.9, 0.999), False), ((0.8, 0.99), False)):
+        m, v = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+        g = torch.tensor([0.3, -2.0, 1e-3], dtype=torch.float64)
+        for t in range(1, 31):
+            if not const: g = torch.randn(3, generator=gen, dtype=torch.float64)
+            m = betas[0] * m + (1 - betas[0]) * g; v = betas[1] * v + (1 - betas[1]) * g ** 2
+            if t in (1, 3, 30):
+                ok, out = _call(exercise, fn, m.clone(), v.clone(), t, betas, hint=hint)
+                if not ok: return False
+                try: m_hat, v_hat = out
+                except Exception: return check_true(exercise, False, 'a pair (m_hat, v_hat)', got=out, hint=hint)
+                got.append(torch.cat([torch.as_tensor(m_hat).flatten(), torch.as_tensor(v_hat).flatten()]))
+                expected.append(torch.cat([m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)]))
+    return check_close(exercise, torch.stack(got), torch.stack(expected), rtol=1e-6, atol=1e-12, hint=hint)
+
+# %% ../../nbs/22_optimizers.ipynb 37
 def bowl(xy: torch.Tensor, a: float = 1.0, b: float = 20.0) -> torch.Tensor:
     "The elongated quadratic bowl (a x^2 + b y^2) / 2, minimum 0 at the origin."
     return 0.5 * (a * xy[..., 0] ** 2 + b * xy[..., 1] ** 2)

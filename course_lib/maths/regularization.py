@@ -6,16 +6,18 @@
 from __future__ import annotations
 import torch
 import torch.nn as nn
-from ..train.learner import Callback
+from ..train.learner import Callback, decay_param_groups
+from ..teach.exercises import check_close, check_true
 
 # %% auto 0
-__all__ = ['l2_penalty', 'l1_penalty', 'PenaltyCB', 'sparsity', 'dropout', 'DropoutScratch', 'BatchNormScratch', 'shift_images',
-           'random_shift', 'AugmentCB']
+__all__ = ['l2_penalty', 'l1_penalty', 'PenaltyCB', 'check_l2_weight_decay', 'sparsity', 'dropout', 'DropoutScratch',
+           'check_dropout', 'BatchNormScratch', 'check_bn_eval', 'shift_images', 'random_shift', 'AugmentCB',
+           'check_flip_ok']
 
 # %% ../../nbs/24_regularization.ipynb 12
 def _penalised(model: nn.Module):
-    "The parameters a weight penalty applies to: weight matrices and kernels (dim >= 2), not biases or norm scales."
-    return [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    "The parameters a weight penalty applies to: those the Learner decays (weight matrices and kernels; not biases, norm gains or embeddings)."
+    return [p for g in decay_param_groups(model, 1.0) if g['weight_decay'] > 0 for p in g['params']]
 
 def l2_penalty(model: nn.Module) -> torch.Tensor:
     "Sum of squared weights (matrices and kernels only); add lambda/2 times this to the loss for L2 regularization."
@@ -38,14 +40,41 @@ class PenaltyCB(Callback):
         self.penalty, self.lam = penalty, lam
     def after_loss(self): self.learn.loss = self.learn.loss + self.lam * self.penalty(self.learn.model)
 
-# %% ../../nbs/24_regularization.ipynb 20
+# %% ../../nbs/24_regularization.ipynb 19
+def _call(exercise, fn, *args, hint=''):
+    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
+    try: return True, fn(*args)
+    except Exception as err:
+        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
+        return False, None
+
+def check_l2_weight_decay(exercise, wd_equiv, lam: float = 0.05, steps: int = 4) -> bool:
+    "Exercise check: SGD(weight_decay=wd_equiv) must give the same weights as SGD on loss + lam * sum(w**2)."
+    import torch.nn.functional as F
+    hint = 'differentiate lambda * w^2: the derivative is 2 * lambda * w'
+    try: wd_equiv = float(wd_equiv)
+    except Exception as err: return check_true(exercise, False, 'a number', got=repr(wd_equiv), hint=f'{hint} ({err})')
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(64, 8, generator=g), torch.randint(0, 3, (64,), generator=g)
+    torch.manual_seed(0)
+    start = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    def train(pen_lam, weight_decay):
+        m = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)); m.load_state_dict(start.state_dict())
+        opt = torch.optim.SGD(_penalised(m), lr=0.1, weight_decay=weight_decay)
+        for i in range(steps):
+            loss = F.cross_entropy(m(X[i * 16:(i + 1) * 16]), y[i * 16:(i + 1) * 16]) + pen_lam * l2_penalty(m)
+            opt.zero_grad(); loss.backward(); opt.step()
+        return torch.cat([p.detach().flatten() for p in _penalised(m)])
+    return check_close(exercise, train(0.0, wd_equiv), train(lam, 0.0), hint=hint)
+
+# %% ../../nbs/24_regularization.ipynb 22
 def sparsity(model: nn.Module, tol: float = 1e-3) -> float:
     "Fraction of weight-matrix entries with |w| < tol (biases and norm parameters are not counted)."
     ps = _penalised(model)
     if not ps: raise ValueError("sparsity found no weight matrices (parameters with dim >= 2) in the model")
     return (sum((p.abs() < tol).sum().item() for p in ps) / sum(p.numel() for p in ps))
 
-# %% ../../nbs/24_regularization.ipynb 24
+# %% ../../nbs/24_regularization.ipynb 30
 def dropout(x: torch.Tensor, p: float = 0.5, training: bool = True) -> torch.Tensor:
     "Inverted dropout: in training, zero each entry with probability p and scale the rest by 1/(1-p); else return x."
     if not 0 <= p < 1:
@@ -63,7 +92,27 @@ class DropoutScratch(nn.Module):
     def forward(self, x): return dropout(x, self.p, self.training)
     def extra_repr(self): return f'p={self.p}'
 
-# %% ../../nbs/24_regularization.ipynb 33
+# %% ../../nbs/24_regularization.ipynb 39
+def check_dropout(exercise, fn) -> bool:
+    "Exercise check: `fn(x, p)` must zero about a fraction p of x, scale the rest by 1/(1-p), and leave x alone at p = 0."
+    hint = 'keep = rand >= p (kept with probability 1 - p); scale the kept ones by 1/(1-p)'
+    x = torch.rand(200_000) + 0.5
+    for p in (0.25, 0.6):
+        ok, out = _call(exercise, fn, x, p, hint=hint)
+        if not ok: return False
+        out = torch.as_tensor(out)
+        if out.shape != x.shape: return check_true(exercise, False, f'shape {tuple(x.shape)}', got=f'shape {tuple(out.shape)}', hint=hint)
+        kept = out != 0
+        zero_frac = 1 - kept.float().mean().item()
+        scaled = bool(torch.allclose(out[kept], x[kept] / (1 - p)))
+        if not (scaled and abs(zero_frac - p) < 0.01):
+            return check_true(exercise, False, f'p = {p}: kept entries equal x / (1 - p) and about {p:.0%} of them zero',
+                              got=f'zero fraction {zero_frac:.3f}, kept entries scaled by 1/(1-p): {scaled}', hint=hint)
+    ok, out = _call(exercise, fn, x, 0.0, hint=hint)
+    return ok and check_true(exercise, torch.equal(torch.as_tensor(out), x),
+                             'kept entries equal x / (1 - p), about p of them zero, p = 0 returns x', got='p = 0 changed x', hint=hint)
+
+# %% ../../nbs/24_regularization.ipynb 42
 class BatchNormScratch(nn.Module):
     "nn.BatchNorm1d from scratch for (batch, features) inputs: batch statistics in train(), running ones in eval()."
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
@@ -91,7 +140,19 @@ class BatchNormScratch(nn.Module):
             mean, var = self.running_mean, self.running_var
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
-# %% ../../nbs/24_regularization.ipynb 42
+# %% ../../nbs/24_regularization.ipynb 47
+def check_bn_eval(exercise, bn: nn.Module, x: torch.Tensor, out) -> bool:
+    "Exercise check: `out` must be `bn`'s evaluation-mode output on `x` (running statistics, not the batch's)."
+    hint = 'in eval mode: (x - running_mean) / sqrt(running_var + eps) * weight + bias; the batch statistics are not used'
+    was_training = bn.training
+    bn.eval()
+    with torch.no_grad(): expected = bn(x)
+    bn.train(was_training)
+    try: out = torch.as_tensor(out).detach()
+    except Exception as err: return check_true(exercise, False, 'a tensor', got=repr(out)[:80], hint=f'{hint} ({err})')
+    return check_close(exercise, out, expected, hint=hint)
+
+# %% ../../nbs/24_regularization.ipynb 52
 def shift_images(x: torch.Tensor, dx: torch.Tensor | int, dy: torch.Tensor | int, side: int = 8) -> torch.Tensor:
     """Shift flattened square images (batch, side*side) by dx pixels right and dy pixels down (negative: left/up),
     per image when dx, dy are tensors; uncovered pixels become 0."""
@@ -120,3 +181,10 @@ class AugmentCB(Callback):
     def before_batch(self):
         xb, *rest = self.learn.batch
         self.learn.batch = (self.transform(xb), *rest)
+
+# %% ../../nbs/24_regularization.ipynb 56
+def check_flip_ok(exercise, fn) -> bool:
+    "Exercise check: `fn(label)` must be True exactly for the digits whose left-right mirror image is the same digit."
+    hint = 'a mirrored 2, 3, 4, 5, 6, 7 or 9 is not a valid digit (a mirrored 5 looks nothing like a 5); 0, 1 and 8 are symmetric'
+    ok, got = _call(exercise, lambda: [d for d in range(10) if fn(d)], hint=hint)
+    return ok and check_true(exercise, got == [0, 1, 8], 'True only for 0, 1 and 8', got=got, hint=hint)
