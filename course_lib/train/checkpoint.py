@@ -132,7 +132,8 @@ def load_checkpoint(learn, path) -> dict:
     if state['epoch_rng_state'] is None and not state.get('epoch_done') and 0 < state['batch_idx'] < (batch_count(learn.train_dl) or float('inf')):
         warnings.warn("This checkpoint was saved mid-epoch without the epoch's starting RNG state (save it with "
                       "CheckpointCB for exact resume); the rest of the epoch runs on a fresh shuffle.")
-    print(f"[checkpoint] resumed from {ckpt.name}: step {learn.step}, epoch {learn.epoch}, batch {state['batch_idx']}")
+    if int(os.environ.get('RANK', '0')) == 0:   # under torchrun every rank loads; one prints
+        print(f"[checkpoint] resumed from {ckpt.name}: step {learn.step}, epoch {learn.epoch}, batch {state['batch_idx']}")
     return state
 
 # %% ../../nbs/03_checkpoint.ipynb 9

@@ -4,25 +4,42 @@
 
 # %% ../../nbs/04_distributed.ipynb 2
 from __future__ import annotations
-import os, datetime
+import os, sys, json, math, socket, platform, datetime, warnings
 import torch
+import torch.nn as nn
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
-from .learner import Callback, ProgressCB, LivePlotCB
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, Sampler
+from .learner import Callback, ProgressCB, LivePlotCB, CourseError, DeviceMismatchError, batch_count
 from .checkpoint import CheckpointCB
 
 # %% auto 0
-__all__ = ['DDP_CHECK_SCRIPT', 'setup_distributed', 'cleanup_distributed', 'is_distributed', 'rank', 'is_main_process',
-           'reduce_sums', 'DistributedCB', 'run_ddp_check']
+__all__ = ['CHECK_SCRIPT', 'DDP_CHECK_SCRIPT', 'local_rank', 'rank_device', 'setup_distributed', 'cleanup_distributed',
+           'is_distributed', 'rank', 'world_size', 'is_main_process', 'reduce_sums', 'gather_rows', 'EvalShardSampler',
+           'shard_train_loader', 'shard_eval_loader', 'ddp_placement', 'DistributedCB', 'loopback_interface',
+           'torchrun_env', 'run_ddp_check', 'run_sharded_check', 'fsdp2_status', 'optimizer_state_bytes',
+           'parameter_bytes', 'full_state_dict', 'ShardedCB']
 
 # %% ../../nbs/04_distributed.ipynb 4
+def local_rank() -> int:
+    "This process's index on its machine (`LOCAL_RANK` from torchrun; 0 in a single process)."
+    return int(os.environ.get('LOCAL_RANK', '0'))
+
+def rank_device() -> torch.device:
+    "The device this process trains on: `cuda:LOCAL_RANK` (made the current GPU) when CUDA is usable, else the CPU."
+    if os.environ.get('COURSE_DEVICE', '').lower() == 'cpu' or not torch.cuda.is_available(): return torch.device('cpu')
+    lr, n = local_rank(), torch.cuda.device_count()
+    if lr >= n:
+        raise DeviceMismatchError(f"LOCAL_RANK={lr} but only {n} GPU(s) are visible to this process. Fix: start one "
+                                  f"process per GPU (torchrun --nproc_per_node={n}), or check CUDA_VISIBLE_DEVICES.")
+    torch.cuda.set_device(lr)
+    return torch.device('cuda', lr)
+
 def setup_distributed(backend: str | None = None, timeout_s: int = 300) -> tuple[int, int]:
     "Join the torchrun process group if launched by torchrun; return (rank, world_size) ((0, 1) otherwise)."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world <= 1: return 0, 1
     if not dist.is_initialized():
-        backend = backend or ('nccl' if torch.cuda.is_available() else 'gloo')
-        if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
+        backend = backend or ('nccl' if rank_device().type == 'cuda' else 'gloo')   # rank_device sets the GPU
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
     return dist.get_rank(), dist.get_world_size()
 
@@ -33,103 +50,406 @@ def cleanup_distributed() -> None:
 
 def is_distributed() -> bool: return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 def rank() -> int: return dist.get_rank() if is_distributed() else 0
+def world_size() -> int: return dist.get_world_size() if is_distributed() else 1
 def is_main_process() -> bool: return rank() == 0
+
+def _comm_device() -> torch.device:
+    "Where collective tensors live: this rank's GPU for NCCL, the CPU for gloo."
+    return torch.device('cuda', local_rank()) if dist.get_backend() == 'nccl' else torch.device('cpu')
 
 def reduce_sums(values: list[float], device=None) -> list[float]:
     "Add up `values` across all ranks (identity in a single process)."
     if not is_distributed(): return list(values)
-    t = torch.tensor(values, dtype=torch.float64, device=device or ('cuda' if dist.get_backend() == 'nccl' else 'cpu'))
+    t = torch.tensor(values, dtype=torch.float64, device=device or _comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t.tolist()
 
-# %% ../../nbs/04_distributed.ipynb 6
-def _shard(dl: DataLoader, shuffle: bool, seed: int) -> DataLoader:
-    sampler = DistributedSampler(dl.dataset, shuffle=shuffle, seed=seed, drop_last=False)
+def gather_rows(t: torch.Tensor, interleave: bool = True) -> torch.Tensor:
+    """Every rank's rows of `t` (CPU tensor, any number of rows per rank) on every rank. With `interleave`, rows are
+    put back in dataset order when rank r held items r, r+W, r+2W, ... (how `DistributedCB` shards evaluation)."""
+    if not is_distributed(): return t
+    W, dev = dist.get_world_size(), _comm_device()
+    n = torch.tensor([t.shape[0]], device=dev)
+    sizes = [torch.zeros_like(n) for _ in range(W)]; dist.all_gather(sizes, n)
+    sizes = [int(s) for s in sizes]
+    padded = torch.zeros((max(sizes), *t.shape[1:]), dtype=t.dtype, device=dev); padded[:t.shape[0]] = t.to(dev)
+    parts = [torch.empty_like(padded) for _ in range(W)]; dist.all_gather(parts, padded)
+    parts = [p[:s].cpu() for p, s in zip(parts, sizes)]
+    total = sum(sizes)
+    if not interleave or sizes != [len(range(r, total, W)) for r in range(W)]: return torch.cat(parts)
+    out = torch.empty((total, *t.shape[1:]), dtype=t.dtype)
+    for r, p in enumerate(parts): out[r::W] = p
+    return out
+
+# %% ../../nbs/04_distributed.ipynb 8
+class EvalShardSampler(Sampler):
+    """Batches of this rank's share of a dataset of `n` items, without padding: rank r gets items r, r+W, r+2W, ...,
+    split into the same number of batches on every rank (what sharded evaluation needs; no item is seen twice)."""
+    def __init__(self, n: int, batch_size: int, rank: int, world: int):
+        self.idx = list(range(rank, n, world))
+        self.n_batches = max(1, math.ceil(math.ceil(n / world) / batch_size))
+        if len(self.idx) < self.n_batches:
+            raise CourseError(f"The validation set has {n} items: too few for {world} processes with "
+                              f"{self.n_batches} batch(es) each. Fix: a larger validation set, or evaluate in one process.")
+        q, r = divmod(len(self.idx), self.n_batches)
+        self.bounds = [i * q + min(i, r) for i in range(self.n_batches + 1)]
+    def __iter__(self):
+        for a, b in zip(self.bounds, self.bounds[1:]): yield self.idx[a:b]
+    def __len__(self): return self.n_batches
+
+def _sized(dl, what):
+    try: return len(dl.dataset)
+    except TypeError:
+        raise CourseError(f"The {what} dataloader's dataset has no length (an IterableDataset?), so it cannot be split "
+                          f"across processes by a sampler. Fix: give each rank its own stream (shard inside the "
+                          f"dataset by torch.distributed.get_rank()), or use a map-style Dataset.") from None
+
+def shard_train_loader(dl: DataLoader, seed: int = 0) -> DataLoader:
+    "`dl` with a `DistributedSampler` (shuffled if `dl` was; the last ranks padded with repeats to equal length)."
+    _sized(dl, 'training')
+    sampler = DistributedSampler(dl.dataset, shuffle=isinstance(dl.sampler, RandomSampler), seed=seed, drop_last=False)
     return DataLoader(dl.dataset, batch_size=dl.batch_size, sampler=sampler, num_workers=dl.num_workers,
                       collate_fn=dl.collate_fn, pin_memory=dl.pin_memory, drop_last=dl.drop_last)
 
+def shard_eval_loader(dl: DataLoader) -> DataLoader:
+    "`dl` split across ranks without padding (rank r: items r, r+W, ...), the same number of batches on every rank."
+    n = _sized(dl, 'validation')
+    bs = dl.batch_size or (len(next(iter(dl.batch_sampler))) if dl.batch_sampler is not None else 1)
+    return DataLoader(dl.dataset, batch_sampler=EvalShardSampler(n, bs, rank(), world_size()),
+                      num_workers=dl.num_workers, collate_fn=dl.collate_fn, pin_memory=dl.pin_memory)
+
+def ddp_placement(device: torch.device, backend: str = 'gloo') -> tuple[torch.device, list[int] | None]:
+    "The device this rank trains on and DDP's `device_ids`, given the Learner's device (raises on a wrong GPU)."
+    device = torch.device(device)
+    if device.type == 'cuda':
+        lr = local_rank()
+        if device.index is not None and device.index != lr:
+            raise DeviceMismatchError(
+                f"Process LOCAL_RANK={lr} was given device {device}, so it would share that GPU with process "
+                f"{device.index} while cuda:{lr} sits idle. Fix: Learner(..., device=rank_device()) "
+                f"(from course_lib.train.distributed), which gives each process cuda:LOCAL_RANK.")
+        return torch.device('cuda', lr), [lr]
+    if backend == 'nccl':
+        raise DeviceMismatchError(f"The NCCL backend needs CUDA tensors but the Learner trains on {device}. "
+                                  f"Fix: Learner(..., device=rank_device()), or setup_distributed('gloo') for CPU training.")
+    if device.type != 'cpu':
+        raise DeviceMismatchError(f"DistributedDataParallel does not run on {device.type}. Fix: device='cpu' with the "
+                                  f"gloo backend, or CUDA GPUs with NCCL.")
+    return device, None
+
 class DistributedCB(Callback):
-    "Run a Learner under torchrun: DDP model, sharded data, rank-0-only output, metrics reduced across ranks."
+    "Run a Learner under torchrun: DDP model on this rank's device, sharded data, rank-0-only output, exact metrics."
     order = -100
-    def __init__(self, seed: int = 0, find_unused_parameters: bool = False):
-        self.seed, self.find_unused = seed, find_unused_parameters
-    def before_fit(self):
+    def __init__(self, seed: int = 0, find_unused_parameters: bool = False, skip_sync_when_accumulating: bool = True):
+        self.seed, self.find_unused, self.skip_sync = seed, find_unused_parameters, skip_sync_when_accumulating
+        self.ddp = None
+
+    def _place(self):
+        "Put the learner's model and batches on this rank's device (set as the current GPU)."
         learn = self.learn
-        if not is_distributed(): return
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        if not isinstance(learn._forward_model, DDP):
-            ids = [learn.device.index or 0] if learn.device.type == 'cuda' else None
-            learn._forward_model = DDP(learn.model, device_ids=ids, find_unused_parameters=self.find_unused)
+        device, ids = ddp_placement(learn.device, dist.get_backend())
+        if device.type == 'cuda': torch.cuda.set_device(device)
+        if device != learn.device:
+            learn.device = device
+            if learn.move_to_device: learn.model.to(device)
+        return ids
+
+    def _shard_data(self):
+        learn = self.learn
         if not isinstance(getattr(learn.train_dl, 'sampler', None), DistributedSampler):
-            learn.train_dl = _shard(learn.train_dl, isinstance(learn.train_dl.sampler, RandomSampler), self.seed)
-            if learn.valid_dl is not None: learn.valid_dl = _shard(learn.valid_dl, False, self.seed)
-        learn.reduce_sums = reduce_sums
+            learn.train_dl = shard_train_loader(learn.train_dl, self.seed)
+        if learn.valid_dl is not None and not isinstance(getattr(learn.valid_dl, 'batch_sampler', None), EvalShardSampler):
+            learn.valid_dl = shard_eval_loader(learn.valid_dl)
+        learn.reduce_sums, learn.gather = reduce_sums, self.gather
         if not is_main_process():
             for cb in learn.cbs:
                 if isinstance(cb, (ProgressCB, LivePlotCB)): cb.enabled = cb.show_bars = cb.live = False
                 if isinstance(cb, CheckpointCB): cb.every_steps, cb.disabled = None, True
+
+    def _wrap(self, ids):
+        learn = self.learn
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        if not isinstance(learn._forward_model, DDP):
+            self.ddp = learn._forward_model = DDP(learn.model, device_ids=ids, find_unused_parameters=self.find_unused)
+        learn.eval_model = learn.model      # no collectives in evaluation: ranks may evaluate different counts
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        "All ranks' rows in dataset order, when the loader evaluated was sharded (a loader every rank read whole is not)."
+        dl = getattr(self.learn, 'eval_dl', None)
+        if dl is not None and not isinstance(getattr(dl, 'batch_sampler', None), EvalShardSampler): return t
+        return gather_rows(t)
+
+    def prepare(self):
+        if not is_distributed(): return
+        self._wrap(self._place()); self._shard_data()
+
     def before_epoch(self):
         sampler = getattr(self.learn.train_dl, 'sampler', None)
         if isinstance(sampler, DistributedSampler): sampler.set_epoch(self.learn.epoch)
 
-# %% ../../nbs/04_distributed.ipynb 8
-DDP_CHECK_SCRIPT = r'''
-import os, sys, torch, torch.nn as nn, torch.nn.functional as F
+    def _ends_group(self) -> bool:
+        "Whether the current micro-batch completes an accumulation group (then its backward must all-reduce)."
+        learn, k = self.learn, self.learn.grad_accum_steps
+        n = batch_count(learn.train_dl)
+        return k == 1 or n is None or (learn.batch_idx + 1) % k == 0 or learn.batch_idx + 1 == n
+
+    def before_batch(self):
+        if self.ddp is not None and self.skip_sync and self.learn.training:
+            self.ddp.require_backward_grad_sync = self._ends_group()     # what `with ddp.no_sync():` does
+
+    def after_fit(self):
+        if self.ddp is not None: self.ddp.require_backward_grad_sync = True
+
+# %% ../../nbs/04_distributed.ipynb 10
+def loopback_interface() -> str | None:
+    "The loopback interface for `GLOO_SOCKET_IFNAME`: 'lo' on Linux, 'lo0' on macOS and the BSDs, None on Windows."
+    system = platform.system()
+    if system == 'Windows': return None        # gloo picks the interface from the host name there: leave it unset
+    default = 'lo0' if system in ('Darwin', 'FreeBSD', 'OpenBSD', 'NetBSD') else 'lo'
+    try: names = [name for _, name in socket.if_nameindex()]
+    except (AttributeError, OSError): names = []
+    if not names or default in names: return default
+    return next((n for n in names if n.startswith('lo')), default)
+
+def torchrun_env(extra: dict | None = None) -> dict:
+    "Environment for CPU torchrun jobs on this machine: loopback address and interface, 1 thread per process."
+    env = {**os.environ, 'MASTER_ADDR': '127.0.0.1', 'OMP_NUM_THREADS': '1', 'COURSE_DEVICE': 'cpu', **(extra or {})}
+    lo = loopback_interface()
+    if lo and 'GLOO_SOCKET_IFNAME' not in os.environ: env['GLOO_SOCKET_IFNAME'] = lo
+    return env
+
+CHECK_SCRIPT = r'''
+import sys, json, torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import TensorDataset, DataLoader
 from course_lib.core import set_seed
-from course_lib.train.learner import Learner
-from course_lib.train.distributed import setup_distributed, cleanup_distributed, DistributedCB, is_main_process
+from course_lib.train.learner import Learner, Callback, accuracy, set_metric
+from course_lib.train.distributed import (setup_distributed, cleanup_distributed, DistributedCB, ShardedCB, rank_device,
+    is_main_process, full_state_dict, optimizer_state_bytes, parameter_bytes, gather_rows)
+cfg = json.loads(sys.argv[1])
 rank, world = setup_distributed()
 set_seed(0)
-X = torch.randn(64, 5); y = (X.sum(1) > 0).long()
-model = nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 2))
-global_batch = int(sys.argv[2])
-dl = DataLoader(TensorDataset(X, y), batch_size=global_batch // world)
-cbs = [DistributedCB()]
-mode = sys.argv[4] if len(sys.argv) > 4 else 'plain'      # plain | crash | resume (checkpoints in sys.argv[3])
-if mode != 'plain':
-    from course_lib.train.learner import Callback
+n_train, n_valid, h = cfg['n_train'], cfg['n_valid'], cfg['hidden']
+X = torch.randn(n_train + n_valid, 5); y = (X[:, 0] + X[:, 1] ** 2 > 0.5).long()
+model = nn.Sequential(nn.Linear(5, h), nn.Tanh(), nn.Linear(h, h), nn.Tanh(), nn.Linear(h, 2))
+bs = cfg['global_batch'] // world
+train_dl = DataLoader(TensorDataset(X[:n_train], y[:n_train]), batch_size=bs)
+valid_dl = DataLoader(TensorDataset(X[n_train:], y[n_train:]), batch_size=bs)
+def f1(preds, labels):
+    p = preds.argmax(1); tp = int(((p == 1) & (labels == 1)).sum())
+    return 2 * tp / max(1, int((p == 1).sum()) + int((labels == 1).sum()))
+def count(preds, labels): return float(len(labels))
+class Start(Callback):
+    def before_fit(self): self.step = self.learn.step        # the step this fit starts (or resumes) from
+start = Start()
+cbs = [DistributedCB() if cfg['strategy'] == 'ddp' else ShardedCB(cfg['strategy']), start]
+if cfg['mode'] != 'plain':                                   # crash | resume, checkpoints in cfg['ckpt']
     from course_lib.train.checkpoint import CheckpointCB
-    class CrashAt5(Callback):
+    class Crash(Callback):
         def after_step(self):
-            if self.learn.step == 5: raise SystemExit(3)   # every rank stops, as when a job is killed
-    cbs += [CheckpointCB(sys.argv[3], every_steps=3)] + ([CrashAt5()] if mode == 'crash' else [])
-learn = Learner(model, dl, dl, F.cross_entropy, opt_func=torch.optim.SGD, lr=0.5, device='cpu',
-                cbs=cbs, progress=is_main_process())
-learn.fit(2, resume=sys.argv[3] if mode == 'resume' else None)
+            if self.learn.step == cfg['crash_at']: raise SystemExit(3)   # every rank stops, as when a job is killed
+    cbs += [CheckpointCB(cfg['ckpt'], every_steps=cfg['every_steps'])] + ([Crash()] if cfg['mode'] == 'crash' else [])
+learn = Learner(model, train_dl, valid_dl, F.cross_entropy, lr=cfg['lr'], device=rank_device(), cbs=cbs,
+                opt_func={'sgd': torch.optim.SGD, 'adamw': torch.optim.AdamW}[cfg['opt']],
+                metrics={'acc': accuracy, 'f1': set_metric(f1), 'n': set_metric(count)},
+                schedule=cfg['schedule'], grad_accum_steps=cfg['accum'], progress=is_main_process())
+learn.fit(cfg['epochs'], resume=cfg['ckpt'] if cfg['mode'] == 'resume' else None)
+state = full_state_dict(learn.model)                         # every rank calls it (a collective under FSDP2)
+mem = gather_rows(torch.tensor([[optimizer_state_bytes(learn.opt), parameter_bytes(learn.model)]]), interleave=False)
+preds, labels = learn.get_preds()
 if is_main_process():
-    torch.save({'state': model.state_dict(), 'valid_loss': learn.history.epochs[-1]['valid_loss'],
-                'steps': learn.step}, sys.argv[1])
+    torch.save({'state': state, 'steps': learn.step, 'history': learn.history.state_dict(), 'start_step': start.step,
+                'opt_bytes': mem[:, 0].tolist(), 'param_bytes': mem[:, 1].tolist(), 'preds': preds, 'labels': labels},
+               cfg['out'])
 cleanup_distributed()
 '''
+DDP_CHECK_SCRIPT = CHECK_SCRIPT       # the name earlier versions of this chapter used
 
-def _env():
-    return {**os.environ, 'MASTER_ADDR': '127.0.0.1', 'GLOO_SOCKET_IFNAME': 'lo', 'OMP_NUM_THREADS': '1',
-            'COURSE_DEVICE': 'cpu'}
+def _check_config(**kw) -> dict:
+    cfg = dict(n_train=128, n_valid=63, hidden=16, global_batch=16, lr=0.5, opt='sgd', schedule='cosine', accum=2,
+               epochs=2, strategy='ddp', mode='plain', ckpt=None, crash_at=5, every_steps=3)
+    cfg.update(kw); return cfg
 
-def _torchrun(script, args, nproc, timeout, expect_ok=True):
-    import subprocess, sys, socket
+def _python(script, cfg, timeout=None):
+    "Run the check script as one plain process, inside this one (starting another Python with torch costs seconds)."
+    import runpy, io, random, contextlib
+    import numpy as np
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1: raise CourseError("Run the checks from a single process, not under torchrun.")
+    saved = (sys.argv, os.environ.get('COURSE_DEVICE'), random.getstate(), np.random.get_state(), torch.get_rng_state())
+    out = io.StringIO()
+    try:
+        sys.argv, os.environ['COURSE_DEVICE'] = [str(script), json.dumps(cfg)], 'cpu'
+        with contextlib.redirect_stdout(out): runpy.run_path(str(script), run_name='__main__')
+    finally:
+        sys.argv = saved[0]
+        if saved[1] is None: os.environ.pop('COURSE_DEVICE', None)
+        else: os.environ['COURSE_DEVICE'] = saved[1]
+        random.setstate(saved[2]); np.random.set_state(saved[3]); torch.set_rng_state(saved[4])
+    return out.getvalue()
+
+def _torchrun(script, cfg, nproc, timeout, expect_ok=True, reset=None):
+    "Run `script` under torchrun; retry once (after `reset()`, which restores files the failed try changed)."
+    import subprocess
     for attempt in range(2):   # a second try with a new port: the free port found can be taken meanwhile
+        if attempt:
+            warnings.warn(f"torchrun try 1 ended with {proc.returncode}; trying again.\n{proc.stderr[-1500:]}")
+            if reset is not None: reset()
         with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
         proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}',
-                               '--master_addr=127.0.0.1', f'--master_port={port}', str(script), *map(str, args)],
-                              env=_env(), timeout=timeout, capture_output=True, text=True)
+                               '--master_addr=127.0.0.1', f'--master_port={port}', str(script), json.dumps(cfg)],
+                              env=torchrun_env(), timeout=timeout, capture_output=True, text=True)
         if (proc.returncode == 0) == expect_ok: return proc
     raise RuntimeError(f"torchrun {'failed' if expect_ok else 'did not fail'} twice:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
 
-def run_ddp_check(out_dir, nproc: int = 2, global_batch: int = 16, timeout: int = 300, resume: bool = False) -> dict:
-    "Train the check script alone and under torchrun with `nproc` CPU processes (and, with `resume`, crash and resume)."
-    import subprocess, sys
+def _script(out_dir):
     from pathlib import Path
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    script = out_dir / 'ddp_check.py'; script.write_text(DDP_CHECK_SCRIPT)
-    subprocess.run([sys.executable, str(script), str(out_dir / 'single.pt'), str(global_batch)], check=True,
-                   env=_env(), timeout=timeout, capture_output=True)
-    proc = _torchrun(script, [out_dir / 'ddp.pt', global_batch], nproc, timeout)
+    script = out_dir / 'check.py'; script.write_text(CHECK_SCRIPT)
+    return out_dir, script
+
+def run_ddp_check(out_dir, nproc: int = 2, timeout: int = 300, resume: bool = False, **config) -> dict:
+    """Train the check script alone and under torchrun with `nproc` CPU processes (and, with `resume`, crash at step
+    `crash_at` and resume); `config` overrides `_check_config` (global_batch, schedule, accum, n_valid, ...)."""
+    out_dir, script = _script(out_dir)
+    cfg = _check_config(**config)
+    _python(script, {**cfg, 'out': str(out_dir / 'single.pt')}, timeout)
+    proc = _torchrun(script, {**cfg, 'out': str(out_dir / 'ddp.pt')}, nproc, timeout)
     result = {'single': torch.load(out_dir / 'single.pt'), 'ddp': torch.load(out_dir / 'ddp.pt'), 'log': proc.stdout}
     if resume:
-        ckpt = out_dir / 'checkpoints'
-        _torchrun(script, [out_dir / 'unused.pt', global_batch, ckpt, 'crash'], nproc, timeout, expect_ok=False)
-        _torchrun(script, [out_dir / 'resumed.pt', global_batch, ckpt, 'resume'], nproc, timeout)
-        result['resumed'] = torch.load(out_dir / 'resumed.pt')
+        import shutil
+        ckpt, saved = out_dir / 'checkpoints', out_dir / 'checkpoints-after-crash'
+        def clear(): shutil.rmtree(ckpt, ignore_errors=True)
+        def restore(): clear(); shutil.copytree(saved, ckpt)
+        clear()
+        _torchrun(script, {**cfg, 'out': str(out_dir / 'unused.pt'), 'ckpt': str(ckpt), 'mode': 'crash'}, nproc, timeout,
+                  expect_ok=False, reset=clear)
+        shutil.copytree(ckpt, saved, dirs_exist_ok=True)     # a retried resume must start from the crash's checkpoints
+        proc = _torchrun(script, {**cfg, 'out': str(out_dir / 'resumed.pt'), 'ckpt': str(ckpt), 'mode': 'resume'},
+                         nproc, timeout, reset=restore)
+        result['resumed'], result['resume_log'] = torch.load(out_dir / 'resumed.pt'), proc.stdout
     return result
+
+def run_sharded_check(out_dir, strategies=('auto', 'zero'), nproc: int = 2, timeout: int = 300, **config) -> dict:
+    "Train with AdamW alone, then under torchrun with `ShardedCB(strategy)` for each strategy; weights and memory."
+    out_dir, script = _script(out_dir)
+    cfg = _check_config(**{'hidden': 32, 'global_batch': 32, 'lr': 1e-2, 'opt': 'adamw', 'accum': 1, **config})
+    _python(script, {**cfg, 'out': str(out_dir / 'single.pt')}, timeout)
+    result = {'single': torch.load(out_dir / 'single.pt')}
+    for s in strategies:
+        proc = _torchrun(script, {**cfg, 'strategy': s, 'out': str(out_dir / f'{s}.pt')}, nproc, timeout)
+        result[s], result[f'{s}_log'] = torch.load(out_dir / f'{s}.pt'), proc.stdout
+    return result
+
+# %% ../../nbs/04_distributed.ipynb 17
+def fsdp2_status(device=None) -> tuple[bool, str]:
+    "Whether FSDP2 (`fully_shard`) runs in this process group, and why not (every rank gets the same answer)."
+    try: from torch.distributed.fsdp import fully_shard
+    except ImportError:
+        return False, f"torch {torch.__version__} has no torch.distributed.fsdp.fully_shard (FSDP2 needs torch >= 2.6)"
+    if not is_distributed(): return False, "FSDP2 needs a process group of 2 or more (start the script with torchrun)"
+    device = torch.device(device) if device is not None else _comm_device()
+    try:   # a tiny module, sharded, forward and backward: all-gather and reduce-scatter on this backend and device
+        probe = nn.Linear(4, 2 * dist.get_world_size(), device=device); fully_shard(probe)
+        probe(torch.ones(2, 4, device=device)).sum().backward()
+        ok, why = 1, ''
+    except Exception as e: ok, why = 0, f"FSDP2 failed on {device.type} with {dist.get_backend()}: {type(e).__name__}: {str(e)[:200]}"
+    flag = torch.tensor([ok], device=_comm_device()); dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    if flag.item() == 1: return True, f"FSDP2 runs on {device.type} with the {dist.get_backend()} backend"
+    return False, why or "FSDP2 failed on another rank"
+
+def _is_dtensor(t) -> bool: return type(t).__name__ == 'DTensor'
+
+def _local_bytes(t) -> int:
+    t = t.to_local() if _is_dtensor(t) else t
+    return t.numel() * t.element_size()
+
+def optimizer_state_bytes(opt) -> int:
+    "Bytes of optimizer state this process holds (its share under ZeRO or FSDP2, everything otherwise)."
+    inner = getattr(opt, 'optim', opt)     # ZeroRedundancyOptimizer keeps this rank's optimizer in .optim
+    return sum(_local_bytes(v) for s in inner.state.values() for v in s.values() if torch.is_tensor(v))
+
+def parameter_bytes(model: nn.Module) -> int:
+    "Bytes of parameters this process holds (its shards under FSDP2)."
+    return sum(_local_bytes(p) for p in model.parameters())
+
+def full_state_dict(model: nn.Module) -> dict:
+    "The model's full weights on the CPU (rank 0 gets them; collective under FSDP2, so call it on every rank)."
+    model = getattr(model, 'module', model)
+    if any(_is_dtensor(p) for p in model.parameters()):
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+def _default_units(model: nn.Module) -> list[nn.Module]:
+    units = [m for m in model.modules() if m is not model and type(m).__name__.endswith(('Block', 'Layer'))]
+    if units: return units
+    return [m for m in model.children() if not isinstance(m, (nn.ModuleList, nn.ModuleDict)) and any(True for _ in m.parameters())]
+
+class ShardedCB(DistributedCB):
+    "Sharded data parallel: FSDP2 (`fully_shard`) where it runs, else ZeRO-1 (`ZeroRedundancyOptimizer` under DDP)."
+    def __init__(self, strategy: str = 'auto', wrap=None, seed: int = 0, verbose: bool = True):
+        if strategy not in ('auto', 'fsdp', 'zero'):
+            raise ValueError(f"strategy must be 'auto', 'fsdp' or 'zero', got {strategy!r}")
+        super().__init__(seed=seed)
+        self.strategy, self.wrap, self.verbose, self.used, self.why, self.fsdp = strategy, wrap, verbose, None, '', None
+
+    def _choose(self) -> tuple[str, str]:
+        if self.strategy == 'zero': return 'zero', "asked for ZeRO-1 (ShardedCB('zero'))"
+        ok, why = fsdp2_status(self.learn.device)
+        if ok: return 'fsdp', why
+        if self.strategy == 'fsdp':
+            raise CourseError(f"ShardedCB('fsdp'): {why}. Fix: ShardedCB('auto') falls back to ZeroRedundancyOptimizer, "
+                              f"or upgrade torch / use the NCCL backend on GPUs.")
+        return 'zero', why + "; falling back to ZeroRedundancyOptimizer"
+
+    def prepare(self):
+        if not is_distributed(): return
+        learn = self.learn
+        if any(isinstance(cb, CheckpointCB) for cb in learn.cbs):
+            raise CourseError("CheckpointCB saves full weights and optimizer state from one process, which a sharded "
+                              "run does not have. Fix: use DistributedCB (DDP) for a resumable run, or save sharded "
+                              "state with torch.distributed.checkpoint.")
+        ids = self._place()
+        if self.used is None:
+            self.used, self.why = self._choose()
+            if self.verbose and is_main_process():
+                print(f"[sharded] {'FSDP2 fully_shard' if self.used == 'fsdp' else 'ZeRO-1 ZeroRedundancyOptimizer'} "
+                      f"on {world_size()} processes ({self.why})")
+        if self.used == 'fsdp': self._fully_shard()
+        else: self._zero(ids)
+        self._shard_data()
+
+    def _fully_shard(self):
+        learn = self.learn
+        if self.fsdp is None:
+            from torch.distributed.fsdp import fully_shard
+            if learn.opt is not None:
+                raise CourseError("ShardedCB must be in the Learner before the first fit (the optimizer was already "
+                                  "built on the unsharded weights). Fix: pass it in cbs= when creating the Learner.")
+            units = [m for m in learn.model.modules() if self.wrap(m)] if self.wrap else _default_units(learn.model)
+            for m in units: fully_shard(m)
+            self.fsdp = fully_shard(learn.model)
+        # FSDP's forward all-gathers weights: every rank runs it, in training and evaluation (the evaluation
+        # shards have the same number of batches on every rank, so the collectives line up)
+        learn._forward_model = learn.eval_model = learn.model
+
+    def _zero(self, ids):
+        learn = self.learn
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+        if learn.opt is None and not getattr(learn.opt_func, 'zero', False):
+            inner = learn.opt_func
+            def opt_func(groups, **kw): return ZeroRedundancyOptimizer(groups, optimizer_class=inner, **kw)
+            opt_func.zero = True
+            learn.opt_func = opt_func
+        elif learn.opt is not None and not isinstance(learn.opt, ZeroRedundancyOptimizer):
+            raise CourseError("ShardedCB must be in the Learner before the first fit (the optimizer was already built "
+                              "unsharded). Fix: pass it in cbs= when creating the Learner.")
+        self._wrap(ids)
+
+    def before_batch(self):
+        if self.fsdp is not None and self.skip_sync and self.learn.training:
+            self.fsdp.set_requires_gradient_sync(self._ends_group())
+        else: super().before_batch()
+
+    def after_fit(self):
+        if self.fsdp is not None: self.fsdp.set_requires_gradient_sync(True)
+        super().after_fit()

@@ -724,7 +724,7 @@ class Learner:
     @torch.no_grad()
     def get_preds(self, dl=None):
         "All predictions and labels for a labelled `dl` (default: validation), concatenated on the CPU."
-        dl = dl if dl is not None else self.valid_dl
+        dl = self.eval_dl = dl if dl is not None else self.valid_dl
         out = [(p.float().cpu(), y.cpu()) for _, p, y, _ in self._eval_batches(dl)]
         if not out: raise EmptyDataError("The dataloader yielded no batches.")
         preds, labels = torch.cat([p for p, _ in out]), torch.cat([y for _, y in out])
@@ -734,9 +734,11 @@ class Learner:
     @torch.no_grad()
     def predict(self, dl):
         "Model outputs for `dl`, whose batches hold inputs only (a tensor, a tuple of inputs, or a dict without labels)."
+        self.eval_dl = dl
         out = [p.float().cpu() for _, p, _, _ in self._eval_batches(dl, labelled=False)]
         if not out: raise EmptyDataError("The dataloader yielded no batches.")
-        return torch.cat(out)
+        preds = torch.cat(out)
+        return self.gather(preds) if self.gather is not None else preds   # the gather knows whether dl was sharded
 
     # -- fit -----------------------------------------------------------------------------------------------
     def total_steps(self, num_epochs, max_steps=None):
@@ -794,12 +796,13 @@ class Learner:
         return readers[0].read_resume(resume)
 
     def _end_epoch(self):
-        loss_sum, count = self._epoch_loss_sum, self._epoch_count
-        if self.reduce_sums is not None: loss_sum, count = self.reduce_sums([loss_sum, count])
+        loss_sum, count, samples, tokens = self._epoch_loss_sum, self._epoch_count, self._epoch_samples, self._epoch_tokens
+        if self.reduce_sums is not None:        # every process's share: throughput is the whole job's
+            loss_sum, count, samples, tokens = self.reduce_sums([loss_sum, count, samples, tokens])
         rec = {'epoch': self.epoch, 'step': self.step,
                'train_loss': loss_sum / max(1, count),
-               'seconds': self._epoch_seconds, 'samples_per_s': self._epoch_samples / max(self._epoch_seconds, 1e-9)}
-        if self._epoch_tokens: rec['tokens_per_s'] = self._epoch_tokens / max(self._epoch_seconds, 1e-9)
+               'seconds': self._epoch_seconds, 'samples_per_s': samples / max(self._epoch_seconds, 1e-9)}
+        if tokens: rec['tokens_per_s'] = tokens / max(self._epoch_seconds, 1e-9)
         if not self.epoch_complete: rec['partial'] = True       # stopped inside the epoch (max_steps, a callback)
         if self.valid_dl is not None:
             for k, v in self.evaluate().items(): rec[f'valid_{k}'] = v
