@@ -96,3 +96,16 @@ def test_mlp_forecaster_and_forecast_fn():
         ref = y[-1] + sc.scale * model(torch.tensor(sc.transform(y[-12:][None]), dtype=torch.float32)).double().numpy()[0]
     assert out.shape == (4,) and np.allclose(out, ref)
     assert not model.training
+
+
+def test_mase_m1_is_hyndman_koehler_and_differs_from_the_seasonal_scale():
+    "Hyndman and Koehler (2006) scale by the in-sample one-step naive MAE; the chapter's MASE uses lag m = 12."
+    rng = np.random.default_rng(0)
+    t = np.arange(120)
+    train = 10 + 0.1 * t + 3 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.2, 120)
+    y, yhat = rng.normal(size=12), rng.normal(size=12)
+    hk = np.mean(np.abs(y - yhat)) / np.mean(np.abs(np.diff(train)))
+    seasonal = np.mean(np.abs(y - yhat)) / np.mean(np.abs(train[12:] - train[:-12]))
+    assert mase(y, yhat, train, m=1) == pytest.approx(hk)
+    assert mase(y, yhat, train, m=12) == pytest.approx(seasonal)
+    assert abs(hk / seasonal - 1) > 0.1

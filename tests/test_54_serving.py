@@ -1,10 +1,10 @@
-import json, socket
+import json, shutil, socket, time
 import httpx, pytest, torch
 import torch.nn as nn
 from course_lib.projects.digits_mlp import MLP
 from course_lib.offline import block_network, allow_network, network_blocked
-from course_lib.applications.deployment import (export_model, load_exported, measure_latency, speedup, quantize_int8,
-                                PredictRequest, digits_preprocess, make_app, serve_in_thread)
+from course_lib.applications.deployment import (export_model, load_exported, verify_export, export_digest, measure_latency,
+                                speedup, quantize_int8, PredictRequest, digits_preprocess, make_app, serve_in_thread, _sha256)
 
 
 def tiny_model(dropout=0.0):
@@ -15,9 +15,11 @@ def tiny_model(dropout=0.0):
 def test_export_roundtrip_dynamic_batch_and_config(tmp_path):
     model = tiny_model()
     x = torch.rand(4, 64)
-    folder = export_model(model, x, tmp_path / 'm', labels=list('abcdefghij'))
+    folder = tmp_path / 'm'
+    digest = export_model(model, x, folder, labels=list('abcdefghij'))
     assert {p.name for p in folder.iterdir()} == {'model.pt2', 'weights.safetensors', 'example.safetensors', 'config.json'}
-    module, config = load_exported(folder)
+    assert digest == export_digest(folder) and len(digest) == 64
+    module, config = load_exported(folder, digest)
     assert config['input_shape'] == [64] and config['labels'][0] == 'a' and config['format'] == 'torch.export'
     with torch.no_grad():
         for n in (1, 7):
@@ -25,16 +27,83 @@ def test_export_roundtrip_dynamic_batch_and_config(tmp_path):
             torch.testing.assert_close(module(xb), model(xb))
 
 
-def test_load_exported_rejects_tampered_and_incomplete_folders(tmp_path):
-    folder = export_model(tiny_model(), torch.rand(2, 64), tmp_path / 'm')
-    cfg = json.loads((folder / 'config.json').read_text())
-    cfg['model_sha256'] = '0' * 64
-    (folder / 'config.json').write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match='SHA-256'):
-        load_exported(folder)
-    (folder / 'example.safetensors').unlink()
+@pytest.fixture
+def exported_pair(tmp_path):
+    "An export folder, its digest (kept by the caller), and a second export of another model of the same shape."
+    folder, other = tmp_path / 'm', tmp_path / 'other'
+    digest = export_model(tiny_model(), torch.rand(2, 64), folder, labels=list('abcdefghij'))
+    torch.manual_seed(1)
+    export_model(nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.0), nn.Linear(32, 10)).eval(),
+                 torch.rand(2, 64), other, labels=list('abcdefghij'))
+    return folder, digest, other
+
+
+def _copy(folder, tmp_path, name):
+    dst = tmp_path / name
+    shutil.copytree(folder, dst)
+    return dst
+
+
+def test_untampered_folder_loads_and_uses_the_safetensors_weights(exported_pair):
+    folder, digest, _ = exported_pair
+    module, _ = load_exported(folder, digest)
+    from safetensors.torch import load_file
+    w = load_file(folder / 'weights.safetensors')
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, w[k])
+
+
+def test_swapped_program_file_is_refused(exported_pair, tmp_path):
+    folder, digest, other = exported_pair
+    bad = _copy(folder, tmp_path, 'swap_pt2')
+    shutil.copy(other / 'model.pt2', bad / 'model.pt2')
+    with pytest.raises(ValueError, match=r'model\.pt2 does not match its SHA-256'):
+        load_exported(bad, digest)
+
+
+def test_swapped_program_with_rewritten_manifest_hash_is_refused(exported_pair, tmp_path, monkeypatch):
+    "The old design kept the only hash in the same folder: an attacker who swaps the file rewrites it too."
+    folder, digest, other = exported_pair
+    bad = _copy(folder, tmp_path, 'swap_rehash')
+    shutil.copy(other / 'model.pt2', bad / 'model.pt2')
+    cfg = json.loads((bad / 'config.json').read_text())
+    cfg['sha256']['model.pt2'] = _sha256(bad / 'model.pt2')
+    (bad / 'config.json').write_text(json.dumps(cfg, indent=2))
+    loaded = []
+    monkeypatch.setattr(torch.export, 'load', lambda *a, **k: loaded.append(a) or pytest.fail('deserialized before verifying'))
+    with pytest.raises(ValueError, match='does not match the expected digest'):
+        load_exported(bad, digest)
+    assert loaded == []
+
+
+def test_swapped_weights_are_refused(exported_pair, tmp_path):
+    folder, digest, other = exported_pair
+    bad = _copy(folder, tmp_path, 'swap_w')
+    shutil.copy(other / 'weights.safetensors', bad / 'weights.safetensors')
+    with pytest.raises(ValueError, match=r'weights\.safetensors does not match'):
+        load_exported(bad, digest)
+
+
+def test_edited_manifest_is_refused(exported_pair, tmp_path):
+    folder, digest, _ = exported_pair
+    bad = _copy(folder, tmp_path, 'edit')
+    cfg = json.loads((bad / 'config.json').read_text())
+    cfg['labels'] = cfg['labels'][::-1]
+    (bad / 'config.json').write_text(json.dumps(cfg, indent=2))
+    with pytest.raises(ValueError, match='manifest was edited'):
+        load_exported(bad, digest)
+
+
+def test_digest_is_required_and_incomplete_folders_are_named(exported_pair, tmp_path):
+    folder, digest, _ = exported_pair
+    for missing_digest in (None, '', 'abc'):
+        with pytest.raises(ValueError, match='expected_digest'):
+            load_exported(folder, missing_digest)
+    assert verify_export(folder, digest.upper())['labels'][0] == 'a'
+    bad = _copy(folder, tmp_path, 'incomplete')
+    (bad / 'example.safetensors').unlink()
     with pytest.raises(FileNotFoundError, match='missing'):
-        load_exported(folder)
+        load_exported(bad, digest)
     with pytest.raises(ValueError, match='batch tensor'):
         export_model(tiny_model(), torch.rand(64), tmp_path / 'bad')
 
@@ -74,6 +143,9 @@ def test_digits_preprocess_scales_and_names_problems():
     with pytest.raises(ValueError, match='NaN'):
         digits_preprocess([[float('nan')] * 64])
     assert PredictRequest(inputs=[[1, 2]]).inputs == [[1.0, 2.0]]
+    for bad in ('1.5', True):
+        with pytest.raises(ValueError):
+            PredictRequest.model_validate_json(json.dumps({'inputs': [[bad]]}))
 
 
 def test_server_predicts_like_the_model_rejects_bad_input_and_stops(tmp_path):
@@ -112,8 +184,8 @@ def test_server_predicts_like_the_model_rejects_bad_input_and_stops(tmp_path):
 
 def test_serves_an_exported_program(tmp_path):
     model = MLP().eval()
-    folder = export_model(model, torch.rand(2, 64), tmp_path / 'm')
-    module, _ = load_exported(folder)
+    folder = tmp_path / 'm'
+    module, _ = load_exported(folder, export_model(model, torch.rand(2, 64), folder))
     url, stop = serve_in_thread(make_app(module, digits_preprocess))
     try:
         raw = torch.full((2, 64), 8.0)
@@ -122,3 +194,98 @@ def test_serves_an_exported_program(tmp_path):
             assert r.json()['predictions'] == model(raw / 16).argmax(1).tolist()
     finally:
         stop()
+
+
+@pytest.fixture
+def served():
+    "A served MLP (body limit 100 kB, timeout 0.5 s) and a slow model's service, both stopped after the test."
+    stops = []
+    def start(model=None, **kw):
+        url, stop = serve_in_thread(make_app(model if model is not None else MLP().eval(), digits_preprocess, **kw))
+        stops.append(stop)
+        return url
+    yield start
+    for stop in stops: stop()
+
+
+def _post(url, body, headers=None):
+    t0 = time.perf_counter()
+    r = httpx.post(url + '/predict', content=body, headers={'content-type': 'application/json', **(headers or {})},
+                   trust_env=False, timeout=60)
+    return r, time.perf_counter() - t0
+
+
+def test_strings_and_booleans_are_422_not_numbers(served):
+    url = served()
+    for bad in ('1.5', True, None):
+        r, _ = _post(url, json.dumps({'inputs': [[bad] * 64]}))
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()['detail'][0]['loc'][:2] == ['body', 'inputs']
+    r, _ = _post(url, json.dumps({'inputs': [[1] * 64, [0.5] * 64]}))     # JSON integers are numbers
+    assert r.status_code == 200, r.text
+
+
+def test_oversized_body_is_413_before_parsing(served, monkeypatch):
+    "A 10 MB body is refused by its Content-Length, and a streamed one after max_body_bytes, without JSON parsing."
+    url = served(max_body_bytes=100_000)
+    big = json.dumps({'inputs': [[1.0] * 64] * 30_000}).encode()
+    assert len(big) > 9_000_000
+    r, seconds = _post(url, big)
+    assert r.status_code == 413 and 'limit of 100000 bytes' in r.json()['detail']
+    assert seconds < 2.0, seconds
+    def chunks():
+        for i in range(0, len(big), 1 << 16): yield big[i:i + (1 << 16)]
+    r, seconds = _post(url, chunks())                                   # no Content-Length header
+    assert r.status_code == 413 and seconds < 2.0, (r.status_code, seconds)
+    r, _ = _post(url, json.dumps({'inputs': [[1.0] * 64] * 8}))           # a normal body still passes
+    assert r.status_code == 200
+
+
+def test_body_limit_does_not_call_the_app(monkeypatch):
+    "The middleware answers 413 itself: the wrapped app (FastAPI, with its JSON parser) is never called."
+    import asyncio
+    from course_lib.applications.deployment import BodyLimit
+    calls, sent = [], []
+    async def app(scope, receive, send): calls.append(scope)
+    async def send(msg): sent.append(msg)
+    body = b'x' * 5000
+    async def receive_chunks():
+        for i in range(0, len(body), 1000):
+            yield {'type': 'http.request', 'body': body[i:i + 1000], 'more_body': i + 1000 < len(body)}
+    async def run(headers):
+        it = receive_chunks()
+        async def receive(): return await it.__anext__()
+        await BodyLimit(app, 2000, timeout=5)({'type': 'http', 'headers': headers}, receive, send)
+    asyncio.run(run([(b'content-length', b'5000')]))
+    asyncio.run(run([]))
+    assert calls == [] and [m['status'] for m in sent if m['type'] == 'http.response.start'] == [413, 413]
+    sent.clear()
+    asyncio.run(BodyLimit(app, 10_000, timeout=5)({'type': 'http', 'headers': []}, receive_once(body), send))
+    assert len(calls) == 1 and sent == []
+
+
+def receive_once(body):
+    async def receive(): return {'type': 'http.request', 'body': body, 'more_body': False}
+    return receive
+
+
+class _Slow(nn.Module):
+    def forward(self, x):
+        time.sleep(1.5)
+        return torch.zeros(len(x), 10)
+
+
+def test_slow_prediction_times_out_with_503(served):
+    url = served(_Slow(), request_timeout=0.2)
+    r, seconds = _post(url, json.dumps({'inputs': [[1.0] * 64]}))
+    assert r.status_code == 503 and 'longer than 0.2 s' in r.json()['detail']
+    assert seconds < 1.2, seconds
+    time.sleep(1.5)                                    # let the abandoned model call finish before stopping
+
+
+def test_api_key_is_required_when_set(served):
+    url = served(api_key='k3y')
+    body = json.dumps({'inputs': [[1.0] * 64]})
+    assert _post(url, body)[0].status_code == 401
+    assert _post(url, body, {'authorization': 'Bearer wrong'})[0].status_code == 401
+    assert _post(url, body, {'authorization': 'Bearer k3y'})[0].status_code == 200

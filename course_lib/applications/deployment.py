@@ -4,27 +4,35 @@
 
 # %% ../../nbs/54_deployment.ipynb 2
 from __future__ import annotations
-import hashlib, json, math, socket, threading, time, warnings
+import asyncio, hashlib, hmac, json, math, socket, threading, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
+from ..teach.exercises import check, check_close, check_equal
 
 # %% auto 0
-__all__ = ['export_model', 'load_exported', 'measure_latency', 'speedup', 'quantize_int8', 'PredictRequest', 'digits_preprocess',
-           'make_app', 'serve_in_thread']
+__all__ = ['EXPORT_FILES', 'export_digest', 'export_model', 'verify_export', 'load_exported', 'measure_latency', 'speedup',
+           'quantize_int8', 'PredictRequest', 'digits_preprocess', 'BodyLimit', 'make_app', 'serve_in_thread',
+           'check_throughput', 'check_int8_weights', 'check_predict_http', 'check_mismatch_accuracy']
 
 # %% ../../nbs/54_deployment.ipynb 8
+EXPORT_FILES = ('model.pt2', 'weights.safetensors', 'example.safetensors')
+
 def _sha256(path) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
 
+def export_digest(folder) -> str:
+    "SHA-256 of the folder's manifest (`config.json`, which holds the SHA-256 of every other file)."
+    return _sha256(Path(folder) / 'config.json')
+
 def export_model(model: nn.Module, example: torch.Tensor, folder, labels: list | None = None,
-                 max_batch: int = 4096, description: str = '') -> Path:
-    "Export `model` (eval mode, CPU) with `torch.export` (dynamic batch) to `folder`, with weights, an example and a config."
+                 max_batch: int = 4096, description: str = '') -> str:
+    "Export `model` (eval, CPU) with `torch.export` (dynamic batch) to `folder`; returns the manifest digest to keep elsewhere."
     from safetensors.torch import save_file
     if not isinstance(example, torch.Tensor) or example.dim() < 2:
         raise ValueError(f"example must be a batch tensor of shape (batch, ...), got {getattr(example, 'shape', type(example))}")
@@ -40,28 +48,43 @@ def export_model(model: nn.Module, example: torch.Tensor, folder, labels: list |
     config = {'format': 'torch.export', 'torch_version': torch.__version__, 'input_shape': list(example.shape[1:]),
               'input_dtype': str(example.dtype).replace('torch.', ''), 'max_batch': max_batch,
               'labels': None if labels is None else list(labels), 'description': description,
-              'model_sha256': _sha256(folder / 'model.pt2')}
+              'sha256': {n: _sha256(folder / n) for n in EXPORT_FILES}}
     (folder / 'config.json').write_text(json.dumps(config, indent=2))
-    return folder
+    return export_digest(folder)
 
-def load_exported(folder, verify: bool = True, atol: float = 1e-5, rtol: float = 1e-5):
-    "Load an `export_model` folder: (module, config). Checks the file hash and the stored example when `verify`."
+# %% ../../nbs/54_deployment.ipynb 10
+def verify_export(folder, expected_digest: str) -> dict:
+    "Check `folder` against `expected_digest` (from a trusted place) before loading anything: returns the manifest."
+    folder = Path(folder)
+    missing = [n for n in (*EXPORT_FILES, 'config.json') if not (folder / n).exists()]
+    if missing: raise FileNotFoundError(f"{folder} is not an export folder: missing {missing} (write it with export_model)")
+    if not isinstance(expected_digest, str) or len(expected_digest) != 64:
+        raise ValueError("load_exported needs expected_digest, the 64-hex-digit value export_model returned, kept outside "
+                         "the folder (in your code or deployment config): a hash stored next to the files cannot detect a swap")
+    if not hmac.compare_digest(export_digest(folder), expected_digest.lower()):
+        raise ValueError(f"{folder / 'config.json'} does not match the expected digest: the manifest was edited or "
+                         "the folder swapped; refusing to load it (re-export, or check where the digest came from)")
+    config = json.loads((folder / 'config.json').read_text())
+    for name in EXPORT_FILES:
+        if _sha256(folder / name) != config['sha256'][name]:
+            raise ValueError(f"{folder / name} does not match its SHA-256 in the verified manifest: the file was "
+                             "swapped or corrupted; refusing to load it (re-export the folder)")
+    return config
+
+def load_exported(folder, expected_digest: str, atol: float = 1e-5, rtol: float = 1e-5):
+    "Verify `folder` against `expected_digest`, then load it: (module with the safetensors weights, manifest)."
     from safetensors.torch import load_file
     folder = Path(folder)
-    missing = [n for n in ('model.pt2', 'config.json', 'example.safetensors') if not (folder / n).exists()]
-    if missing: raise FileNotFoundError(f"{folder} is not an export folder: missing {missing} (write it with export_model)")
-    config = json.loads((folder / 'config.json').read_text())
-    if verify and _sha256(folder / 'model.pt2') != config['model_sha256']:
-        raise ValueError(f"{folder / 'model.pt2'} does not match the SHA-256 in config.json: the file was changed or corrupted")
+    config = verify_export(folder, expected_digest)            # nothing is deserialized before this passes
     module = torch.export.load(folder / 'model.pt2').module()
-    if verify:
-        ex = load_file(folder / 'example.safetensors')
-        with torch.no_grad(): got = module(ex['input'])
-        torch.testing.assert_close(got, ex['output'], atol=atol, rtol=rtol,
-                                   msg=lambda m: f"exported model in {folder} does not reproduce its stored example: {m}")
+    module.load_state_dict(load_file(folder / 'weights.safetensors'))
+    ex = load_file(folder / 'example.safetensors')
+    with torch.no_grad(): got = module(ex['input'])
+    torch.testing.assert_close(got, ex['output'], atol=atol, rtol=rtol,
+                               msg=lambda m: f"exported model in {folder} does not reproduce its stored example: {m}")
     return module, config
 
-# %% ../../nbs/54_deployment.ipynb 15
+# %% ../../nbs/54_deployment.ipynb 21
 def _batch_of(example: torch.Tensor, n: int) -> torch.Tensor:
     reps = math.ceil(n / len(example))
     return example.repeat(reps, *([1] * (example.dim() - 1)))[:n].contiguous()
@@ -92,7 +115,7 @@ def speedup(baseline: list[dict], other: list[dict]) -> dict:
     base = {r['batch_size']: r['median_ms'] for r in baseline}
     return {r['batch_size']: base[r['batch_size']] / r['median_ms'] for r in other if r['batch_size'] in base}
 
-# %% ../../nbs/54_deployment.ipynb 21
+# %% ../../nbs/54_deployment.ipynb 27
 def quantize_int8(model: nn.Module) -> nn.Module:
     "Dynamic int8 quantization of the `nn.Linear` layers of (a copy of) `model`, for CPU inference."
     import copy
@@ -103,10 +126,10 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         warnings.filterwarnings('ignore', message='.*quantize_per_tensor.*')
         return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
-# %% ../../nbs/54_deployment.ipynb 28
+# %% ../../nbs/54_deployment.ipynb 34
 class PredictRequest(BaseModel):
-    "Body of POST /predict: a batch of examples, each a list of numbers."
-    inputs: list[list[float]] = Field(..., description='a batch of examples, each a flat list of numbers')
+    "Body of POST /predict: a batch of examples, each a list of JSON numbers (strings and booleans are refused)."
+    inputs: list[list[StrictFloat]] = Field(..., description='a batch of examples, each a flat list of numbers')
 
 def digits_preprocess(inputs: list[list[float]]) -> torch.Tensor:
     "Raw 8x8 digit images (64 pixel values 0-16 each) -> float tensor scaled to [0, 1]; ValueError naming the problem."
@@ -118,29 +141,87 @@ def digits_preprocess(inputs: list[list[float]]) -> torch.Tensor:
     if bad: raise ValueError(f"pixel values must lie in [0, 16] (raw 8x8 digits); input(s) {bad[:5]} are out of range")
     return x / 16.0
 
-def make_app(model: nn.Module, preprocess, labels: list | None = None, max_batch: int = 256, title: str = 'course model'):
-    "A FastAPI app serving `model` (eval mode, inference_mode) with GET /health and POST /predict."
-    from fastapi import FastAPI, HTTPException
+# %% ../../nbs/54_deployment.ipynb 36
+async def _send_json(send, status: int, detail: str, headers: list | None = None) -> None:
+    body = json.dumps({'detail': detail}).encode()
+    await send({'type': 'http.response.start', 'status': status,
+                'headers': [(b'content-type', b'application/json'), (b'content-length', str(len(body)).encode()),
+                            (b'connection', b'close'), *(headers or [])]})
+    await send({'type': 'http.response.body', 'body': body})
+
+class BodyLimit:
+    "ASGI middleware: 413 for a body over `max_bytes` (announced or streamed), 503 when reading it takes over `timeout` s."
+    def __init__(self, app, max_bytes: int, timeout: float | None = None):
+        self.app, self.max_bytes, self.timeout = app, int(max_bytes), timeout
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http': return await self.app(scope, receive, send)
+        too_big = (f"request body is larger than the limit of {self.max_bytes} bytes; "
+                   "send fewer inputs per request")
+        length = dict(scope['headers']).get(b'content-length')
+        if length is not None:
+            if not length.isdigit(): return await _send_json(send, 400, 'Content-Length is not a number')
+            if int(length) > self.max_bytes: return await _send_json(send, 413, too_big)
+        async def read_body():
+            chunks, size = [], 0
+            while True:
+                msg = await receive()
+                if msg['type'] == 'http.disconnect': return None
+                chunks.append(msg.get('body', b'')); size += len(chunks[-1])
+                if size > self.max_bytes: return False
+                if not msg.get('more_body', False): return b''.join(chunks)
+        try: body = await asyncio.wait_for(read_body(), self.timeout)
+        except asyncio.TimeoutError:
+            return await _send_json(send, 503, f"the request body did not arrive within {self.timeout} s")
+        if body is None: return
+        if body is False: return await _send_json(send, 413, too_big)
+        delivered = False
+        async def replay():
+            nonlocal delivered
+            if delivered: return await receive()
+            delivered = True
+            return {'type': 'http.request', 'body': body, 'more_body': False}
+        await self.app(scope, replay, send)
+
+# %% ../../nbs/54_deployment.ipynb 38
+def make_app(model: nn.Module, preprocess, labels: list | None = None, max_batch: int = 256, title: str = 'course model',
+             max_body_bytes: int = 1_000_000, request_timeout: float = 10.0, api_key: str | None = None):
+    "A FastAPI app serving `model` (eval, inference_mode) at GET /health and POST /predict, wrapped in `BodyLimit`."
+    from fastapi import FastAPI, Header, HTTPException
+    from starlette.concurrency import run_in_threadpool
     try: model.eval()
     except NotImplementedError: pass     # a torch.export program: its mode was fixed (eval) when it was exported
     app = FastAPI(title=title)
 
+    def authorize(given: str | None) -> None:
+        if api_key is None: return
+        if not hmac.compare_digest((given or '').encode(), f'Bearer {api_key}'.encode()):
+            raise HTTPException(401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                                headers={'WWW-Authenticate': 'Bearer'})
+
     @app.get('/health')
     def health() -> dict:
-        return {'status': 'ok', 'labels': labels, 'max_batch': max_batch}
+        return {'status': 'ok', 'labels': labels, 'max_batch': max_batch, 'max_body_bytes': max_body_bytes}
 
-    @app.post('/predict')
-    def predict(req: PredictRequest) -> dict:
-        if len(req.inputs) == 0: raise HTTPException(400, "inputs is empty: send at least one example")
-        if len(req.inputs) > max_batch:
-            raise HTTPException(413, f"batch of {len(req.inputs)} inputs is larger than the limit of {max_batch}; split it")
-        try: x = preprocess(req.inputs)
+    def run_model(inputs) -> dict:
+        try: x = preprocess(inputs)
         except ValueError as e: raise HTTPException(400, str(e))
         with torch.inference_mode(): probs = model(x).float().softmax(-1)
         idx = probs.argmax(-1).tolist()
         return {'predictions': [labels[i] for i in idx] if labels else idx, 'probabilities': probs.tolist()}
-    return app
 
+    @app.post('/predict')
+    async def predict(req: PredictRequest, authorization: str | None = Header(default=None)) -> dict:
+        authorize(authorization)
+        if len(req.inputs) == 0: raise HTTPException(400, "inputs is empty: send at least one example")
+        if len(req.inputs) > max_batch:
+            raise HTTPException(413, f"batch of {len(req.inputs)} inputs is larger than the limit of {max_batch}; split it")
+        try: return await asyncio.wait_for(run_in_threadpool(run_model, req.inputs), request_timeout)
+        except asyncio.TimeoutError:
+            raise HTTPException(503, f"prediction took longer than {request_timeout} s; retry later or send a smaller batch")
+    return BodyLimit(app, max_body_bytes, timeout=request_timeout)
+
+# %% ../../nbs/54_deployment.ipynb 40
 def serve_in_thread(app, host: str = '127.0.0.1', port: int = 0, timeout: float = 20.0, nodelay: bool = True):
     "Run `app` with uvicorn in a daemon thread on host:port (0 = a free port): returns (url, stop)."
     import uvicorn
@@ -166,3 +247,47 @@ def serve_in_thread(app, host: str = '127.0.0.1', port: int = 0, timeout: float 
         sock.close()
         if thread.is_alive(): raise RuntimeError(f"uvicorn on port {port} did not stop within {timeout} s")
     return f'http://{host}:{port}', stop
+
+# %% ../../nbs/54_deployment.ipynb 60
+def _fail(exercise, expected, err, hint) -> bool:
+    return check(exercise, False, expected, got=f"{type(err).__name__}: {err}", hint=hint)
+
+def check_throughput(exercise, fn) -> bool:
+    "Exercise: `fn(rows)` -> items per second for each `measure_latency` row (rows with known answers)."
+    rows = [{'batch_size': 1, 'median_ms': 2.0}, {'batch_size': 64, 'median_ms': 8.0}, {'batch_size': 256, 'median_ms': 0.5}]
+    hint = 'items per second = batch size / (median milliseconds / 1000)'
+    try: got = torch.tensor([float(v) for v in fn(rows)], dtype=torch.float64)
+    except Exception as e: return _fail(exercise, 'a list of floats, one per row', e, hint)
+    return check_close(exercise, got, torch.tensor([500.0, 8000.0, 512000.0], dtype=torch.float64), rtol=1e-6, atol=0, hint=hint)
+
+def check_int8_weights(exercise, fn, W: torch.Tensor) -> bool:
+    "Exercise: `fn(W)` -> (q, scale) equal to what `quantize_int8` stores for a Linear layer with weight `W`."
+    hint = 'scale = max|W| / 127.5 (one number for the whole matrix); q = round(W / scale), clamped to [-128, 127], as torch.int8'
+    W = W.detach().float().cpu()
+    layer = nn.Linear(W.shape[1], W.shape[0]); layer.weight.data = W.clone()
+    ref = quantize_int8(nn.Sequential(layer))[0].weight()
+    q_ref, s_ref = ref.int_repr(), ref.q_scale()
+    try: q, s = fn(W.clone()); s = float(s)
+    except Exception as e: return _fail(exercise, '(q, scale)', e, hint)
+    if not isinstance(q, torch.Tensor) or q.dtype != torch.int8 or q.shape != q_ref.shape:
+        return check(exercise, False, f'a torch.int8 tensor of shape {tuple(q_ref.shape)}', got=q, hint=hint)
+    diff = (q.int() - q_ref.int()).abs()
+    same = (diff == 0).float().mean().item()
+    ok = diff.max().item() <= 1 and same > 0.999 and math.isclose(s, s_ref, rel_tol=1e-6)
+    return check(exercise, ok, f'scale {s_ref:.6g} and the same int8 values as quantize_int8 (up to halfway cases)',
+                 got=f'scale {s:.6g}, {same:.2%} of the values equal, largest difference {diff.max().item()}', hint=hint)
+
+def check_predict_http(exercise, fn, client, images: torch.Tensor, expected: list) -> bool:
+    "Exercise: `fn(client, images)` -> the service's labels for every row of `images`, in order."
+    hint = "post {'inputs': chunk.tolist()} for chunks of at most 100 rows, raise_for_status(), concatenate r.json()['predictions']"
+    try: got = list(fn(client, images))
+    except Exception as e: return _fail(exercise, f'{len(expected)} labels', e, hint)
+    return check_equal(exercise, got, list(expected), hint=hint)
+
+def check_mismatch_accuracy(exercise, value, model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> bool:
+    "Exercise: the accuracy the service gets when a client sends `X` (already scaled to [0, 1]) unchanged."
+    with torch.inference_mode(): pred = model(digits_preprocess(X.tolist())).argmax(1)
+    want = (pred == y).float().mean().item()
+    return check_close(exercise, float(value), want, atol=1 / len(y) + 1e-9, rtol=0,   # one example of slack
+                       hint='send X_test[:150] to predict_http unchanged (the service divides by 16 again), '
+                            'then compare int(label) with y_test[:150]')

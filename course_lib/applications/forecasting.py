@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn as nn
+from ..teach.exercises import check, check_close, check_equal
 
 # %% auto 0
 __all__ = ['load_co2_monthly', 'time_split', 'make_windows', 'naive_forecast', 'seasonal_naive_forecast', 'mae', 'rmse', 'mase',
-           'rolling_forecasts', 'holt_winters_forecaster', 'WindowScaler', 'MLPForecaster', 'window_model_forecaster']
+           'rolling_forecasts', 'holt_winters_forecaster', 'WindowScaler', 'MLPForecaster', 'window_model_forecaster',
+           'check_drift_forecast', 'check_n_windows', 'check_recursive_forecast', 'check_drift_mase']
 
 # %% ../../nbs/52_forecasting.ipynb 5
 def load_co2_monthly() -> tuple[pd.Series, pd.Series]:
@@ -129,3 +131,44 @@ def window_model_forecaster(model: nn.Module, scaler: WindowScaler, input_len: i
             Zs = model(torch.tensor(scaler.transform(X), dtype=torch.float32, device=next(model.parameters()).device))
         return scaler.inverse(Zs.cpu().double().numpy(), X)[0]
     return forecast
+
+# %% ../../nbs/52_forecasting.ipynb 44
+def _raised(exercise, err, expected, hint) -> bool:
+    return check(exercise, False, expected, got=f"{type(err).__name__}: {err}", hint=hint)
+
+def check_drift_forecast(exercise, fn) -> bool:
+    "Exercise: `fn(history, horizon)` -> the drift forecast, on histories where first-to-last and last-step slopes differ."
+    hint = 'slope = (last - first) / (len - 1); step h adds h * slope to the last value'
+    cases = [([1., 2., 4.], 2, [5.5, 7.0]), ([3., 0., 1., 6.], 3, [7.0, 8.0, 9.0])]
+    try: got = np.concatenate([np.asarray(fn(h, n), dtype=np.float64).ravel() for h, n, _ in cases])
+    except Exception as e: return _raised(exercise, e, 'an array of forecasts', hint)
+    return check_close(exercise, got, np.concatenate([w for *_, w in cases]), hint=hint)
+
+def check_n_windows(exercise, value, n_values: int, input_len: int = 36, horizon: int = 6) -> bool:
+    "Exercise: the number of (input, horizon) windows of a series of `n_values` values, counted by `make_windows`."
+    return check_equal(exercise, value, len(make_windows(np.arange(n_values, dtype=np.float64), input_len, horizon)[0]),
+                       hint='a window needs input_len + horizon consecutive values; count the possible start positions')
+
+def check_recursive_forecast(exercise, fn, history) -> bool:
+    "Exercise: `fn(one_step, history, horizon)` feeds its forecasts back; checked with two one-step rules over > m steps."
+    hint = 'append each new forecast to a copy of the history before forecasting the next step'
+    h = np.asarray(history, dtype=np.float64)
+    def reference(one_step, n):
+        hh, out = list(h), []
+        for _ in range(n): out.append(float(one_step(np.array(hh)))); hh.append(out[-1])
+        return np.array(out)
+    rules = [lambda x: x[-12], lambda x: x[-1] + 0.5 * (x[-1] - x[-2])]
+    try: got = np.concatenate([np.asarray(fn(r, h.copy(), 30), dtype=np.float64).ravel() for r in rules])
+    except Exception as e: return _raised(exercise, e, '30 forecasts per rule', hint)
+    ok = check_close(exercise, got, np.concatenate([reference(r, 30) for r in rules]), hint=hint)
+    return ok
+
+def check_drift_mase(exercise, value, values, n_train: int, horizon: int, n_origins: int, m: int = 12) -> bool:
+    "Exercise: MASE (seasonal scale of the training part) of the drift method over `n_origins` rolling origins."
+    v = np.asarray(values, dtype=np.float64)
+    origins = range(n_train, n_train + n_origins)
+    preds = np.stack([v[o - 1] + (v[o - 1] - v[0]) / (o - 1) * np.arange(1, horizon + 1) for o in origins])
+    actual = np.stack([v[o:o + horizon] for o in origins])
+    return check_close(exercise, float(value), mase(actual, preds, v[:n_train], m), rtol=1e-6, atol=0,
+                       hint='rolling_forecasts(values, n_train, horizon, lambda h: drift_forecast(h, horizon)), '
+                            'then mase(actuals, preds, train.values, m)')

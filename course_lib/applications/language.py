@@ -7,10 +7,13 @@ from __future__ import annotations
 from collections import Counter
 import torch
 import torch.nn.functional as F
+from itertools import combinations
 from ..projects.lstm_classifier import tokenize_words
+from ..teach.exercises import check, check_equal
 
 # %% auto 0
-__all__ = ['lead_k', 'centroid_scores', 'textrank_scores', 'extractive_summary', 'rouge1']
+__all__ = ['lead_k', 'centroid_scores', 'textrank_scores', 'extractive_summary', 'rouge1', 'check_clipped_overlap',
+           'check_nearest_centroid', 'check_oracle_summary']
 
 # %% ../../nbs/50_language.ipynb 20
 def lead_k(sentences: list[str], k: int) -> list[str]:
@@ -50,3 +53,38 @@ def rouge1(candidate: str, reference: str) -> dict:
     overlap = sum(min(n, c[w]) for w, n in r.items())
     p = overlap / max(sum(c.values()), 1); rec = overlap / max(sum(r.values()), 1)
     return {'precision': p, 'recall': rec, 'f1': 2 * p * rec / (p + rec) if p + rec else 0.0}
+
+# %% ../../nbs/50_language.ipynb 35
+def check_clipped_overlap(exercise, fn) -> bool:
+    "Exercise: `fn(cand, ref)` -> clipped unigram overlap, on cases that catch unclipped and set-based counting."
+    ref = 'the cat sat on the mat'.split()
+    cases = [('the the the cat', 3), ('a dog', 0), ('the cat sat on the mat', 6), ('cat cat mat', 2), ('the', 1)]
+    hint = 'Counter both lists; for every reference word add min(count in reference, count in candidate)'
+    try: got = tuple(int(fn(c.split(), ref)) for c, _ in cases)
+    except Exception as e: return check(exercise, False, 'an int per pair', got=f"{type(e).__name__}: {e}", hint=hint)
+    return check_equal(exercise, got, tuple(n for _, n in cases), hint=hint)
+
+def check_nearest_centroid(exercise, pred, train_emb: torch.Tensor, train_labels: torch.Tensor, test_emb: torch.Tensor) -> bool:
+    "Exercise: test predictions of the nearest normalised class centroid (cosine), compared prediction by prediction."
+    n_classes = int(train_labels.max()) + 1
+    cents = F.normalize(torch.stack([train_emb[train_labels == c].mean(0) for c in range(n_classes)]), dim=1)
+    want = (F.normalize(test_emb, dim=1) @ cents.T).argmax(1)
+    pred = torch.as_tensor(pred).reshape(-1).long()
+    same = (pred == want).float().mean().item() if pred.shape == want.shape else 0.0
+    return check(exercise, same == 1.0, f'{len(want)} predictions equal to the nearest normalised centroid',
+                 got=f'{same:.1%} of {len(pred)} predictions agree',
+                 hint='one mean vector per topic from emb["train"], F.normalize them, then argmax of emb["test"] @ centroids.T')
+
+def check_oracle_summary(exercise, fn, documents: list[list[str]], references: list[str], k: int) -> bool:
+    "Exercise: `fn(sentences, reference, k)` -> the k sentences with the best ROUGE-1 recall, in original order."
+    hint = 'itertools.combinations(range(len(sentences)), k) keeps the original order; keep the best by rouge1(...)["recall"]'
+    for sents, ref in zip(documents, references):
+        best = max(rouge1(' '.join(sents[i] for i in idx), ref)['recall'] for idx in combinations(range(len(sents)), k))
+        try: got = list(fn(sents, ref, k))
+        except Exception as e: return check(exercise, False, f'{k} sentences', got=f"{type(e).__name__}: {e}", hint=hint)
+        pos = [sents.index(x) if x in sents else -1 for x in got]
+        score = rouge1(' '.join(got), ref)['recall']
+        if len(got) != k or -1 in pos or pos != sorted(set(pos)) or score < best - 1e-12:
+            return check(exercise, False, f'{k} distinct sentences of the document, in original order, recall {best:.3f}',
+                         got=f'positions {pos}, recall {score:.3f}', hint=hint)
+    return check(exercise, True, f'{k} sentences in original order with the best recall, on {len(documents)} documents')

@@ -10,10 +10,12 @@ import torch
 from ..core import data_path
 from ..projects.risk_scoring import RISK_DATASETS, roc_auc, calibration_bins, confusion_at
 from ..projects.four_points import accuracy_interval
+from ..teach.exercises import check, check_close
 
 # %% auto 0
 __all__ = ['ROSSI_FEATURES', 'load_rossi', 'load_rossi_split', 'out_of_fold_probs', 'group_metrics',
-           'demographic_parity_difference', 'equalized_odds_difference', 'threshold_per_group']
+           'demographic_parity_difference', 'equalized_odds_difference', 'check_rates_by_hand', 'check_fpr_identity',
+           'check_fpr_intervals', 'threshold_per_group']
 
 # %% ../../nbs/53_risk_fairness.ipynb 5
 ROSSI_FEATURES = ['fin', 'age', 'race', 'wexp', 'mar', 'paro', 'prio']
@@ -113,7 +115,45 @@ def equalized_odds_difference(probs, labels, groups, threshold=0.5) -> float:
     gm = group_metrics(probs, labels, groups, threshold)
     return float(max(gm['tpr'].max() - gm['tpr'].min(), gm['fpr'].max() - gm['fpr'].min()))
 
-# %% ../../nbs/53_risk_fairness.ipynb 39
+# %% ../../nbs/53_risk_fairness.ipynb 27
+_EX_P = np.array([0.9, 0.2, 1 / 3, 0.6, 0.1, 0.5, 0.4, 0.05, 0.7, 0.3, 0.8, 0.15, 0.35, 0.25])
+_EX_Y = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0, 0, 1, 1, 0, 0])
+_EX_G = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+
+def _raised(exercise, err, expected, hint) -> bool:
+    return check(exercise, False, expected, got=f"{type(err).__name__}: {err}", hint=hint)
+
+def check_rates_by_hand(exercise, fn, t: float = 1 / 3) -> bool:
+    "Exercise: `fn(probs, labels, groups, value, t)` -> (FPR, FNR) of one group, flagging probs >= t."
+    hint = 'FPR = FP / (FP + TN) over the non-arrested people of the group; FNR = FN / (FN + TP) over the arrested ones; flag p >= t'
+    gm = group_metrics(_EX_P, _EX_Y, _EX_G, t)
+    try: got = [[float(x) for x in fn(_EX_P, _EX_Y, _EX_G, v, t)] for v in (0, 1)]
+    except Exception as e: return _raised(exercise, e, '(fpr, fnr) per group', hint)
+    return check_close(exercise, got, [[gm.loc[v, 'fpr'], gm.loc[v, 'fnr']] for v in (0, 1)], atol=1e-12, hint=hint)
+
+def check_fpr_identity(exercise, fn) -> bool:
+    "Exercise: `fn(base_rate, ppv, fnr)` -> the FPR given by Chouldechova's identity, checked on measured groups."
+    hint = 'p / (1 - p) * (1 - PPV) / PPV * (1 - FNR), with p the group base rate'
+    gm = pd.concat([group_metrics(_EX_P, _EX_Y, _EX_G, t) for t in (0.3, 0.5)])
+    try: got = [float(fn(r.base_rate, r.ppv, r.fnr)) for _, r in gm.iterrows()]
+    except Exception as e: return _raised(exercise, e, 'one FPR per group', hint)
+    return check_close(exercise, got, gm['fpr'].tolist(), atol=1e-12, hint=hint)
+
+def check_fpr_intervals(exercise, fpr_intervals, overlap, probs, labels, groups, t: float) -> bool:
+    "Exercise: {group: 95 % Wilson interval of its FPR} and whether the two intervals overlap."
+    hint = "successes: flagged people among the group's non-arrested; trials: the group's non-arrested people"
+    gm = group_metrics(probs, labels, groups, t)
+    want = [[gm.loc[v, 'fpr_lo'], gm.loc[v, 'fpr_hi']] for v in gm.index]
+    try: got = [[float(x) for x in fpr_intervals[v]] for v in gm.index]
+    except Exception as e: return _raised(exercise, e, f'a dict {{group: (lo, hi)}} for the groups {list(gm.index)}', hint)
+    (a_lo, a_hi), (b_lo, b_hi) = want[0], want[-1]
+    want_overlap = bool(a_lo <= b_hi and b_lo <= a_hi)
+    if not isinstance(overlap, (bool, np.bool_)) or bool(overlap) != want_overlap:
+        return check(exercise, False, f'overlap = {want_overlap}', got=overlap,
+                     hint='two intervals overlap when each one starts before the other one ends')
+    return check_close(exercise, got, want, atol=1e-12, hint=hint)
+
+# %% ../../nbs/53_risk_fairness.ipynb 41
 def threshold_per_group(probs, labels, groups, target_fpr: float = 0.2) -> dict:
     """For each group, the lowest threshold t such that flagging probs >= t gives a false-positive rate <= target_fpr
     on (probs, labels); a group without negatives gets the lowest score (everyone flagged). Returns {group: t}."""

@@ -13,12 +13,14 @@ from torch.func import functional_call, vmap, grad
 from ..train.learner import Callback
 from ..algorithms.attention import TransformerBlock, padding_mask
 from ..projects.lstm_classifier import confusion_matrix
+from ..teach.exercises import check, check_close
 
 # %% auto 0
 __all__ = ['DEFAULT_ORDERS', 'per_example_grads', 'clip_per_example', 'privatize_grads', 'PoissonSampler', 'DPSGDCB',
            'gaussian_rdp', 'sampled_gaussian_rdp', 'rdp_to_epsilon', 'dp_epsilon', 'per_example_losses',
-           'membership_advantage', 'AttentionPoolClassifier', 'gradient_x_input', 'integrated_gradients',
-           'token_attributions', 'per_class_recall', 'text_logprob']
+           'membership_advantage', 'check_clip_norms', 'check_smallest_sigma', 'AttentionPoolClassifier',
+           'gradient_x_input', 'integrated_gradients', 'token_attributions', 'check_completeness_errors',
+           'per_class_recall', 'shift_right', 'check_shifted_accuracy', 'text_logprob']
 
 # %% ../../nbs/55_trust.ipynb 5
 def per_example_grads(model: nn.Module, loss_func, x: torch.Tensor, y: torch.Tensor) -> dict:
@@ -143,7 +145,29 @@ def membership_advantage(member_losses, nonmember_losses) -> float:
     tpr = (m[None, :] <= t[:, None]).double().mean(1); fpr = (n[None, :] <= t[:, None]).double().mean(1)
     return max(0.0, float((tpr - fpr).max()))
 
-# %% ../../nbs/55_trust.ipynb 40
+# %% ../../nbs/55_trust.ipynb 34
+def _raised(exercise, err, expected, hint) -> bool:
+    return check(exercise, False, expected, got=f"{type(err).__name__}: {err}", hint=hint)
+
+def check_clip_norms(exercise, fn) -> bool:
+    "Exercise: `fn(norms, C)` -> the per-example gradient norms after DP-SGD's clipping, min(norm, C)."
+    hint = 'an example keeps its norm when it is below C; otherwise it is scaled to norm C'
+    norms = torch.tensor([0.05, 0.3, 0.29, 0.31, 2.0, 7.5])
+    try: got = torch.as_tensor(fn(norms.clone(), 0.3)).double()
+    except Exception as e: return _raised(exercise, e, 'a tensor of norms', hint)
+    return check_close(exercise, got, torch.minimum(norms, torch.tensor(0.3)).double(), atol=1e-6, hint=hint)
+
+def check_smallest_sigma(exercise, fn, target_eps: float = 3.0, steps: int = 2000, q: float = 0.01, delta: float = 1e-5) -> bool:
+    "Exercise: `fn(target_eps, steps, q, delta)` -> the smallest noise multiplier (to 0.01) with epsilon <= target."
+    hint = 'bisection: if dp_epsilon(mid) <= target the answer is at most mid, else it is above mid; return the upper end'
+    try: s = float(fn(target_eps, steps, q, delta))
+    except Exception as e: return _raised(exercise, e, 'a noise multiplier', hint)
+    eps_at, eps_below = dp_epsilon(s, steps, delta, q=q), dp_epsilon(s - 0.01, steps, delta, q=q)
+    return check(exercise, eps_at <= target_eps < eps_below,
+                 f'epsilon <= {target_eps} at your sigma and > {target_eps} at sigma - 0.01',
+                 got=f'sigma={s:.4f}: epsilon {eps_at:.3f}, at sigma - 0.01: {eps_below:.3f}', hint=hint)
+
+# %% ../../nbs/55_trust.ipynb 42
 class AttentionPoolClassifier(nn.Module):
     """Token + position embeddings -> one bidirectional TransformerBlock -> attention pooling with a learned query
     -> linear head. forward(ids (B, T), lengths=None) -> logits; padding is id `pad_id`. After each call
@@ -174,7 +198,7 @@ class AttentionPoolClassifier(nn.Module):
         return self.head(self.drop((a.unsqueeze(-1) * h).sum(1)))
     def forward(self, ids, lengths=None): return self.forward_embeddings(self.embed(ids), ids)
 
-# %% ../../nbs/55_trust.ipynb 43
+# %% ../../nbs/55_trust.ipynb 45
 def gradient_x_input(f, x: torch.Tensor) -> torch.Tensor:
     "Gradient x input attributions: x * d f(x) / d x, where `f` maps a batch (B, ...) to one score per example (B,)."
     x = x.detach().requires_grad_(True)
@@ -193,7 +217,7 @@ def integrated_gradients(f, x: torch.Tensor, baseline: torch.Tensor | None = Non
         total += g
     return ((x - baseline) * total / steps).detach()
 
-# %% ../../nbs/55_trust.ipynb 47
+# %% ../../nbs/55_trust.ipynb 49
 def token_attributions(model: AttentionPoolClassifier, ids: torch.Tensor, target: torch.Tensor | None = None,
                        steps: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token integrated-gradients credit (summed over the embedding) for the `target` class (default: the
@@ -208,14 +232,33 @@ def token_attributions(model: AttentionPoolClassifier, ids: torch.Tensor, target
         return attr.masked_fill(ids == model.pad_id, 0.0), target
     finally: model.train(was)
 
-# %% ../../nbs/55_trust.ipynb 56
+def check_completeness_errors(exercise, err_1, err_64, f, x: torch.Tensor, delta_f: torch.Tensor) -> bool:
+    "Exercise: max_i |sum IG_i - (f(x_i) - f(0))| for 1 and 64 steps, recomputed here and compared."
+    want = [float((integrated_gradients(f, x, steps=n).sum(tuple(range(1, x.dim()))) - delta_f).abs().max()) for n in (1, 64)]
+    got = torch.tensor([float(err_1), float(err_64)], dtype=torch.float64)
+    return check_close(exercise, got, torch.tensor(want, dtype=torch.float64), rtol=1e-3, atol=1e-5,
+                       hint='sum the attributions over tokens and embedding dims, subtract delta_f, take the max absolute value')
+
+# %% ../../nbs/55_trust.ipynb 58
 def per_class_recall(preds, labels, n_classes: int) -> torch.Tensor:
     "Recall of each class: correct predictions of the class / examples of the class (nan for a class with no examples)."
     cm = confusion_matrix(torch.as_tensor(preds), torch.as_tensor(labels), n_classes).double()
     support = cm.sum(1)
     return torch.where(support > 0, cm.diag() / support.clamp(min=1), torch.full_like(support, float('nan')))
 
-# %% ../../nbs/55_trust.ipynb 64
+def shift_right(X: torch.Tensor, side: int = 8) -> torch.Tensor:
+    "Flat square images moved one pixel to the right, the freed left column set to 0."
+    imgs = X.view(-1, side, side)
+    return torch.cat([torch.zeros(len(imgs), side, 1, dtype=X.dtype), imgs[:, :, :-1]], 2).flatten(1)
+
+def check_shifted_accuracy(exercise, value, model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> bool:
+    "Exercise: `model`'s accuracy on `X` shifted one pixel right (zeros enter on the left), recomputed and compared."
+    model.eval()
+    with torch.no_grad(): want = (model(shift_right(X)).argmax(1) == y).float().mean().item()
+    return check_close(exercise, float(value), want, atol=1e-6, rtol=0,
+                       hint='move column c to c+1 for c = 0..6 and put zeros in column 0 (not torch.roll); eval mode')
+
+# %% ../../nbs/55_trust.ipynb 66
 @torch.no_grad()
 def text_logprob(model, tokenizer, text: str, context: str = '\n') -> float:
     "Total log-probability of `text` after `context` under a causal LM with a course `CharTokenizer`-style tokenizer."

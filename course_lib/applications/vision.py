@@ -9,9 +9,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..algorithms.cnn_rnn import DigitsCNN
+from ..teach.exercises import check, check_close, check_equal
 
 # %% auto 0
-__all__ = ['worst_mistakes', 'select_classes', 'few_per_class', 'invert_images', 'rotate_images', 'transfer_cnn']
+__all__ = ['worst_mistakes', 'select_classes', 'few_per_class', 'invert_images', 'rotate_images', 'transfer_cnn',
+           'measured_receptive_field', 'check_receptive_field', 'check_per_class_recall', 'check_rotate_back',
+           'check_trainable_count']
 
 # %% ../../nbs/51_vision.ipynb 15
 def worst_mistakes(logits: torch.Tensor, labels: torch.Tensor, k: int = 8) -> torch.Tensor:
@@ -20,7 +23,7 @@ def worst_mistakes(logits: torch.Tensor, labels: torch.Tensor, k: int = 8) -> to
     wrong = torch.nonzero(logits.argmax(1) != labels).flatten()
     return wrong[losses[wrong].argsort(descending=True)][:k]
 
-# %% ../../nbs/51_vision.ipynb 20
+# %% ../../nbs/51_vision.ipynb 21
 def select_classes(X: torch.Tensor, y: torch.Tensor, classes) -> tuple[torch.Tensor, torch.Tensor]:
     "The examples of `classes` only, relabelled 0..len(classes)-1 in the order given."
     classes = torch.as_tensor(list(classes))
@@ -53,3 +56,49 @@ def transfer_cnn(pretrained: DigitsCNN, n_classes: int, freeze: bool = False) ->
     model.head = nn.Linear(pretrained.head.in_features, n_classes)
     model.features.requires_grad_(not freeze)
     return model
+
+# %% ../../nbs/51_vision.ipynb 34
+def measured_receptive_field() -> int:
+    "Side of the input patch that can change one unit of DigitsCNN's second convolution, found by raising pixels one at a time."
+    probe = DigitsCNN()
+    with torch.no_grad():
+        for p in probe.parameters(): p.fill_(0.1)                # positive weights: no unit is switched off by ReLU
+    base = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))   # large: the unit is away from the border
+    bumped = base.repeat(256, 1, 1, 1)
+    bumped.view(256, 256)[torch.arange(256), torch.arange(256)] += 10.0   # image p has pixel p raised by 10
+    with torch.no_grad():
+        unit = lambda imgs: probe.features[:4](imgs)[:, 0, 3, 3]    # one unit of the second convolution
+        changed = (unit(bumped) - unit(base)).abs() > 1e-3
+    rows, cols = torch.nonzero(changed.view(16, 16)).unbind(1)
+    side = int(rows.max() - rows.min() + 1)
+    assert side == int(cols.max() - cols.min() + 1)
+    return side
+
+def check_receptive_field(exercise, value) -> bool:
+    "Exercise: the receptive field of a second-convolution unit, compared with the measured one."
+    return check_equal(exercise, value, measured_receptive_field(),
+                       hint='3 pixels for the first conv, +1 for the 2x2 pool, then the second 3x3 conv adds (3-1) x stride 2')
+
+def check_per_class_recall(exercise, fn) -> bool:
+    "Exercise: `fn(cm)` -> recall per class (diagonal / row sums), on matrices where rows and columns differ."
+    cms = [torch.tensor([[5, 1, 0], [3, 2, 1], [0, 0, 4]]), torch.tensor([[2, 0], [0, 0]])]   # a class never present
+    want = [torch.tensor([5 / 6, 2 / 6, 1.0]), torch.tensor([1.0, 0.0])]
+    try: got = [torch.as_tensor(fn(cm.clone())).double() for cm in cms]
+    except Exception as e: return check(exercise, False, 'a tensor of recalls', got=f"{type(e).__name__}: {e}")
+    return check_close(exercise, torch.cat(got) if all(g.dim() == 1 for g in got) else got[0], torch.cat(want).double(),
+                       atol=1e-9, hint='cm.diag() / cm.sum(dim=1), rows are the true classes; clamp the row sums to at least 1')
+
+def check_rotate_back(exercise, fn, model, X_upright: torch.Tensor, y: torch.Tensor) -> bool:
+    "Exercise: `fn(model, rotated X, y)` -> the accuracy on the images turned back upright."
+    model.eval()
+    with torch.no_grad(): want = (model(X_upright).argmax(1) == y).float().mean().item()
+    try: got = float(fn(model, rotate_images(X_upright, 1), y))
+    except Exception as e: return check(exercise, False, 'an accuracy', got=f"{type(e).__name__}: {e}")
+    return check_close(exercise, got, want, atol=1e-6,
+                       hint='rotate_images(x, k=3) turns a 90-degree rotation back; then evaluate in eval mode without gradients')
+
+def check_trainable_count(exercise, value, pretrained: DigitsCNN, n_classes: int = 5) -> bool:
+    "Exercise: the number of trainable parameters of `transfer_cnn(pretrained, n_classes, freeze=True)`."
+    model = transfer_cnn(pretrained, n_classes, freeze=True)
+    return check_equal(exercise, value, sum(p.numel() for p in model.parameters() if p.requires_grad),
+                       hint='only the new linear head trains: in_features x n_classes weights plus n_classes biases')
