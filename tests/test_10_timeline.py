@@ -82,3 +82,51 @@ def test_plot_timeline(tmp_path):
     with pytest.raises(KeyError):
         plot_timeline(df, column='nope')
     plt.close('all')
+
+
+# --- issue 15: the chapter's explanations, checked against the data file -------------------------------------------
+from course_lib.concepts.large_models import what_2n_counts, minilm_path
+
+
+def test_largest_dense_model_grew_after_2020():
+    "The chapter once said the largest dense models 'stopped growing after about 2020' while listing PaLM 540B (2022)."
+    df = load_timeline()
+    dense = df[df['kind'].str.startswith('language') & ~df['kind'].str.contains('mixture')]
+    top = dense.loc[dense['parameters'].idxmax()]
+    gpt3 = dense.set_index('name').loc['GPT-3', 'parameters']
+    assert top['name'] == 'PaLM' and top['year'] == 2022 and top['parameters'] > 3 * gpt3
+    assert dense[dense['year'] > 2022]['parameters'].max() < top['parameters']
+
+
+def test_attention_widens_the_chinchilla_gopher_gap():
+    "The 17% 6ND gap is not explained by attention: attention is a larger share for the narrower Chinchilla."
+    t = load_timeline().set_index('name')
+    arch = {'Gopher': (80, 16384, 2048), 'Chinchilla': (80, 8192, 2048)}   # layers, width, context (the papers' tables)
+    c6, c_attn = {}, {}
+    for name, (L, d, ctx) in arch.items():
+        n, tok = t.loc[name, 'parameters'], t.loc[name, 'training_tokens']
+        c6[name] = 6 * n * tok
+        c_attn[name] = c6[name] + 6 * L * ctx * d * tok
+    gap6, gap_attn = c6['Chinchilla'] / c6['Gopher'], c_attn['Chinchilla'] / c_attn['Gopher']
+    assert 1.16 < gap6 < 1.17 and gap_attn > gap6
+
+
+@pytest.mark.parametrize('kind, start', [('language decoder', 'per token read or generated'),
+                                         ('language decoder (mixture of experts)', 'per token read or generated'),
+                                         ('language encoder', 'per input token read'),
+                                         ('sentence encoder', 'per input token read'),
+                                         ('language encoder-decoder', 'not one figure')])
+def test_what_2n_counts(kind, start):
+    "2N is not 'per generated token' for encoders (which do not generate) nor for T5 (decoder weights only)."
+    assert what_2n_counts(kind).startswith(start)
+
+
+def test_what_2n_counts_refuses_cnns():
+    with pytest.raises(ValueError, match='per image'):
+        what_2n_counts('vision CNN')
+
+
+def test_minilm_path_is_the_bundled_folder():
+    p = minilm_path()
+    assert (p / 'config.json').exists() and (p / 'model.safetensors').exists()
+    assert load_timeline().set_index('name').loc['all-MiniLM-L6-v2', 'parameters'] == 22713216

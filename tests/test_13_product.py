@@ -59,3 +59,45 @@ def test_two_proportion_ztest_matches_statsmodels():
     assert z == pytest.approx(z_sm) and p == pytest.approx(p_sm)
     assert two_proportion_ztest(0, 10, 0, 10) == (0.0, 1.0)
     with pytest.raises(ValueError): two_proportion_ztest(1, 0, 1, 10)
+
+
+# --- issue 15: the chapter's own metrics, and the common-mistake demonstration ---------------------------------------
+import json
+from pathlib import Path
+from sklearn.metrics import f1_score, top_k_accuracy_score, confusion_matrix as sk_confusion
+from course_lib.concepts.model_to_product import confusion_matrix, macro_f1, recall_at_k
+
+NB13 = Path(__file__).resolve().parent.parent / 'nbs' / '13_model_to_product.ipynb'
+
+
+def test_metrics_match_scikit_learn():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(300, 5, generator=g), -1)
+    labels = torch.randint(0, 5, (300,), generator=g)
+    preds = probs.argmax(-1)
+    assert confusion_matrix(preds, labels, 5).tolist() == sk_confusion(labels, preds, labels=range(5)).tolist()
+    assert macro_f1(preds, labels, 5) == pytest.approx(f1_score(labels, preds, average='macro'))
+    for k in (1, 2, 3):
+        assert recall_at_k(probs, labels, k) == pytest.approx(top_k_accuracy_score(labels, probs.numpy(), k=k))
+    assert macro_f1(torch.tensor([0, 0]), torch.tensor([0, 0]), 3) == pytest.approx(1 / 3)   # absent classes score 0
+    with pytest.raises(ValueError, match='labels'): confusion_matrix(torch.tensor([0, 1]), torch.tensor([0]), 2)
+
+
+def test_common_mistake_is_asserted_to_show():
+    "The box used to print 'the two rules agree on this run' in smoke; now it must disagree, by an asserted margin."
+    src = '\n'.join(''.join(c['source']) for c in json.loads(NB13.read_text(encoding='utf-8'))['cells'])
+    assert 'assert by_accuracy != by_cost and extra > 0.1' in src
+    assert 'the two rules agree' not in src
+    assert 'test=150' not in src                       # smoke tests on the whole test split (enough legal messages)
+
+
+def test_min_cost_rule_beats_argmax_on_cost_when_calibrated():
+    "What the box relies on: with calibrated probabilities, the min-cost rule has a lower expected cost than the arg-max."
+    g = torch.Generator().manual_seed(1)
+    C = 4
+    probs = torch.softmax(1.5 * torch.randn(20000, C, generator=g), -1)
+    labels = torch.multinomial(probs, 1, generator=g).squeeze(1)        # labels drawn from the probabilities
+    cost = torch.ones(C, C) - torch.eye(C); cost[3] *= 20
+    argmax, mincost = probs.argmax(-1), min_cost_decision(probs, cost)
+    assert (argmax == labels).float().mean() > (mincost == labels).float().mean()
+    assert cost_weighted_error(mincost, labels, cost) < 0.9 * cost_weighted_error(argmax, labels, cost)

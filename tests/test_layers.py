@@ -125,10 +125,7 @@ def test_one_notebook_per_module_with_matching_names():
 # Chapters that still use a later chapter's module (issue 15 moves these helpers down; the list may only shrink:
 # a new entry fails the test, and so does an entry that no longer applies, so that it is taken off).
 KNOWN_LATER_USES = {
-    '10_large_models': {'algorithms.finetuning', 'algorithms.pretraining_gpt'},
     '11_compute_cost': {'algorithms.pretraining_gpt'},
-    '12_build_or_buy': {'algorithms.finetuning', 'projects.digits_mlp'},
-    '13_model_to_product': {'algorithms.finetuning', 'projects.lstm_classifier', 'projects.recommender', 'projects.semantic_search'},
     '21_activations': {'projects.digits_mlp'}, '22_optimizers': {'projects.digits_mlp'},
     '23_backprop': {'projects.digits_mlp'}, '24_regularization': {'projects.digits_mlp'},
     '30_cnn_rnn': {'projects.digits_mlp'}, '31_attention': {'algorithms.pretraining_gpt'},

@@ -4,13 +4,123 @@
 
 # %% ../../nbs/12_build_or_buy.ipynb 2
 from __future__ import annotations
-import math
+import csv, json, math
 from dataclasses import dataclass, field
+from pathlib import Path
+import torch
+from ..core import data_path, repo_root
+from .large_models import minilm_path
+from ..teach.exercises import check_close, check_equal, check_true
 
 # %% auto 0
-__all__ = ['OPTIONS', 'Decision', 'choose_approach', 'Question', 'Answer', 'Quiz']
+__all__ = ['CH34_METRICS', 'CH34_SMOKE_RUN', 'OPTIONS', 'load_topic_splits', 'majority_baseline', 'recorded_metrics',
+           'chapter34_results', 'standard_error', 'load_minilm', 'embed_texts', 'cost_per_request', 'Decision',
+           'choose_approach', 'Question', 'Answer', 'Quiz', 'check_examples_needed', 'check_cost_million',
+           'check_build_product', 'check_my_question']
 
-# %% ../../nbs/12_build_or_buy.ipynb 13
+# %% ../../nbs/12_build_or_buy.ipynb 5
+def load_topic_splits(path=None, seed: int = 0, valid_frac: float = 0.15, test_frac: float = 0.15) -> dict:
+    """The course's topic data (`data/fortune_topics.tsv`, 8 topics) as {'train'|'valid'|'test': (texts, labels)} plus
+    'classes', split stratified by topic: the same split as chapter 34's loader for the same seed and fractions."""
+    path = Path(path) if path is not None else data_path('fortune_topics.tsv')
+    with open(path, encoding='utf-8', newline='') as f:
+        rows = list(csv.DictReader(f, delimiter='\t', quoting=csv.QUOTE_NONE))
+    if not rows or set(rows[0]) != {'topic', 'text'}:
+        raise ValueError(f"{path} must be a tab-separated file with the header 'topic<TAB>text'")
+    classes = sorted({r['topic'] for r in rows})
+    g = torch.Generator().manual_seed(seed)
+    out = {'train': ([], []), 'valid': ([], []), 'test': ([], []), 'classes': classes}
+    for c, name in enumerate(classes):
+        texts = [r['text'] for r in rows if r['topic'] == name]
+        order = torch.randperm(len(texts), generator=g).tolist()
+        n_va, n_te = round(len(texts) * valid_frac), round(len(texts) * test_frac)
+        for split, idx in (('valid', order[:n_va]), ('test', order[n_va:n_va + n_te]), ('train', order[n_va + n_te:])):
+            out[split][0].extend(texts[i] for i in idx); out[split][1].extend([c] * len(idx))
+    for split in ('train', 'valid', 'test'):                     # shuffle so that classes are mixed
+        perm = torch.randperm(len(out[split][0]), generator=g).tolist()
+        out[split] = ([out[split][0][i] for i in perm], torch.tensor([out[split][1][i] for i in perm]))
+    return out
+
+def majority_baseline(train_labels, test_labels) -> float:
+    "Test accuracy of always answering the most common *training* label: the baseline any classifier must beat."
+    train_labels, test_labels = torch.as_tensor(train_labels), torch.as_tensor(test_labels)
+    return (test_labels == torch.bincount(train_labels).argmax()).double().mean().item()
+
+# %% ../../nbs/12_build_or_buy.ipynb 8
+CH34_METRICS = {'finetuned': 'minilm_finetune.test_accuracy', 'scratch': 'scratch.test_accuracy',
+                'features': 'finetune.features_test_accuracy', 'lora': 'finetune.lora_test_accuracy'}
+# one smoke run of chapter 34 (2-core CPU, seed 0) recorded 0.7125, 0.2917, 0.6708, 0.7458: kept to two decimals,
+# as approximate values; `chapter34_results` uses them only when no run report has chapter 34
+CH34_SMOKE_RUN = {'minilm_finetune.test_accuracy': 0.71, 'scratch.test_accuracy': 0.29,
+                  'finetune.features_test_accuracy': 0.67, 'finetune.lora_test_accuracy': 0.75}
+
+def recorded_metrics(notebook: str, runs_dir=None) -> dict | None:
+    """The metrics `notebook` (e.g. '34_finetuning') recorded in the newest `runs/<profile>/report.json` where it
+    ran without error: {'profile', 'metrics', 'source'}; None when no report has it."""
+    if runs_dir is None:
+        root = repo_root()
+        if root is None: return None
+        runs_dir = root / 'runs'
+    found = []
+    for report in Path(runs_dir).glob('*/report.json'):
+        try: r = json.loads(report.read_text(encoding='utf-8'))
+        except (OSError, json.JSONDecodeError): continue
+        for e in r.get('notebooks', []):
+            if Path(e.get('path', '')).stem == notebook and e.get('status') == 'ok' and e.get('metrics'):
+                found.append((report.stat().st_mtime, {'profile': r.get('profile', report.parent.name),
+                                                        'metrics': e['metrics'], 'source': str(report)}))
+    return max(found, key=lambda f: f[0])[1] if found else None
+
+def chapter34_results(runs_dir=None) -> dict:
+    """Chapter 34's test accuracies {'finetuned', 'scratch', 'features', 'lora'} at its largest labelled size, from
+    the newest run report, else from `CH34_SMOKE_RUN` with 'approximate': True. Also 'profile' and 'source'."""
+    rec = recorded_metrics('34_finetuning', runs_dir)
+    if rec is not None and all(k in rec['metrics'] for k in CH34_METRICS.values()):
+        return {**{name: float(rec['metrics'][k]) for name, k in CH34_METRICS.items()},
+                'profile': rec['profile'], 'source': rec['source'], 'approximate': False}
+    return {**{name: CH34_SMOKE_RUN[k] for name, k in CH34_METRICS.items()}, 'profile': 'smoke',
+            'source': 'CH34_SMOKE_RUN (one earlier smoke run; no runs/*/report.json with chapter 34 here)',
+            'approximate': True}
+
+# %% ../../nbs/12_build_or_buy.ipynb 12
+def standard_error(p: float, n: int) -> float:
+    "Standard error sqrt(p(1-p)/n) of an accuracy near `p` measured on `n` independent test examples."
+    return math.sqrt(p * (1 - p) / n)
+
+# %% ../../nbs/12_build_or_buy.ipynb 16
+def load_minilm():
+    "(tokenizer, encoder) of the bundled all-MiniLM-L6-v2, from its local folder, never from the network."
+    from transformers import AutoTokenizer, AutoModel
+    path = minilm_path()
+    return (AutoTokenizer.from_pretrained(path, local_files_only=True),
+            AutoModel.from_pretrained(path, local_files_only=True))
+
+def embed_texts(tokenizer, encoder, texts, batch_size: int = 64, max_length: int = 64, normalize: bool = True):
+    """Sentence vectors (len(texts), hidden) on the CPU: the encoder's token vectors averaged over the real tokens
+    (attention mask 1), L2-normalised when `normalize`; eval mode and no gradients, in batches of `batch_size`."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for i in range(0, len(texts), batch_size):
+                b = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
+                              return_tensors='pt')
+                h = encoder(input_ids=b['input_ids'], attention_mask=b['attention_mask']).last_hidden_state
+                m = b['attention_mask'].unsqueeze(-1).to(h.dtype)
+                v = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(v, dim=-1) if normalize else v)
+    finally:
+        encoder.train(was_training)
+    return torch.cat(out).float() if out else torch.zeros(0, encoder.config.hidden_size)
+
+# %% ../../nbs/12_build_or_buy.ipynb 19
+def cost_per_request(seconds: float, price_per_hour: float, concurrency: float = 1.0) -> float:
+    "Machine cost of one request: seconds x price per hour / (3600 x requests served at once)."
+    return seconds * price_per_hour / (3600 * concurrency)
+
+# %% ../../nbs/12_build_or_buy.ipynb 22
 OPTIONS = ('buy', 'prompt', 'finetune', 'build')
 
 @dataclass
@@ -26,6 +136,7 @@ class Decision:
         lines += [f"  not {k}: {v}" for k, v in self.ruled_out.items()]
         return '\n'.join(lines)
 
+# %% ../../nbs/12_build_or_buy.ipynb 24
 def choose_approach(n_labelled: int, latency_budget_ms: float, data_must_stay: bool = False,
                     budget_per_request: float | None = None, needs_fresh_knowledge: bool = False,
                     pretrained_available: bool = True, api_latency_ms: float | None = None,
@@ -80,7 +191,7 @@ def choose_approach(n_labelled: int, latency_budget_ms: float, data_must_stay: b
         extras.append(f'keep labelled test examples to measure it (SE of accuracy ~ sqrt(p(1-p)/n))')
     return Decision(approach, extras, reasons, out)
 
-# %% ../../nbs/12_build_or_buy.ipynb 20
+# %% ../../nbs/12_build_or_buy.ipynb 32
 @dataclass
 class Question:
     "A multiple-choice question: `choices`, the index of the `correct` one, and one explanation per choice."
@@ -131,3 +242,52 @@ class Quiz:
             buttons = widgets.RadioButtons(options=q.choices, value=None, layout={'width': 'max-content'})
             boxes.append(widgets.VBox([widgets.HTML(f"<b>{i + 1}. {q.prompt}</b>"), widgets.interactive(feedback(i), choice=buttons)]))
         return widgets.VBox(boxes)
+
+# %% ../../nbs/12_build_or_buy.ipynb 35
+def check_examples_needed(exercise, examples_needed) -> bool:
+    """Exercise: `examples_needed(p, se)`, the smallest n with sqrt(p(1-p)/n) <= se. Checked on several (p, se),
+    some where p(1-p)/se^2 is not a whole number, so rounding down or to the nearest fails."""
+    cases = [(0.7, 0.02), (0.7, 0.015), (0.5, 0.03), (0.9, 0.01), (0.62, 0.05)]
+    def smallest(p, se):
+        n = max(1, math.floor(p * (1 - p) / se ** 2) - 2)
+        while standard_error(p, n) > se * (1 + 1e-12): n += 1
+        return n
+    want = [smallest(p, se) for p, se in cases]
+    try: got = [examples_needed(p, se) for p, se in cases]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_true(exercise, got == want, f'the smallest n with sqrt(p(1-p)/n) <= se for (p, se) in {cases}: {want}',
+                      got=got, hint='solve sqrt(p(1-p)/n) <= se for n, i.e. n >= p(1-p)/se^2, and round UP with '
+                                    'math.ceil (a smaller n has a larger standard error)')
+
+def check_cost_million(exercise, value, minilm_ms: float) -> bool:
+    "Exercise: the cost of one million requests of `minilm_ms` milliseconds each, at 0.5 per hour, 4 at a time."
+    want = 1e6 * (minilm_ms / 1000) * 0.5 / 3600 / 4
+    return check_close(exercise, value, want, atol=0, rtol=1e-6,
+                       hint='seconds per request x price per hour / (3600 x concurrency), times one million; '
+                            'minilm_ms is in milliseconds')
+
+def check_build_product(exercise, product: dict) -> bool:
+    "Exercise: keyword arguments of `choose_approach` for an input no pretrained model covers, recommending build."
+    try: d = choose_approach(**product)
+    except Exception as e:
+        return check_true(exercise, False, 'keyword arguments choose_approach accepts', got=f'{type(e).__name__}: {e}',
+                          hint='a dict like dict(n_labelled=..., latency_budget_ms=..., pretrained_available=...)')
+    ok = d.approach == 'build' and product.get('pretrained_available') is False
+    return check_true(exercise, ok, "choose_approach recommends 'build' for an input no pretrained model covers "
+                      "(pretrained_available=False)", got=str(d),
+                      hint='pretrained_available=False rules out buy, prompt and finetune; build also needs '
+                           'n_labelled >= min_build_examples (10,000 by default)')
+
+def check_my_question(exercise, quiz, question) -> bool:
+    """Exercise: `question` is in `quiz`, has 3 choices, a different, non-empty explanation for each, and its
+    correct choice checks out through `quiz.answer`."""
+    if not isinstance(question, Question):
+        return check_true(exercise, False, 'a Question', got=question,
+                          hint='Question(prompt, choices, correct_index, explanations)')
+    expl = [str(e).strip() for e in question.explanations]
+    ok = (question in quiz.questions and len(question.choices) == 3 and all(expl) and len(set(expl)) == 3
+          and quiz.answer(quiz.questions.index(question), question.correct).correct)
+    return check_true(exercise, ok, 'the new question is in the quiz, with 3 choices and a different, non-empty '
+                      'explanation for each', got=(len(quiz), len(question.choices), expl),
+                      hint='append it with quiz.questions.append(my_question); explain why each choice is right or '
+                           'wrong (a wrong answer should teach as much as a right one)')

