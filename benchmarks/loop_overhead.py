@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from course_lib.core import set_seed, data_path, env_report, get_device
 from course_lib.train.learner import to_device
 from course_lib.train.learner import Learner
-from course_lib.projects.digits_mlp import load_digits_splits, MLP
+from course_lib.core import load_digits_splits
+from course_lib.train.learner import MLP
 
 
 def digits_workload():

@@ -11,7 +11,8 @@ import torch
 
 # %% auto 0
 __all__ = ['PROFILES', 'RUN_METRICS', 'get_profile', 'by_profile', 'available_devices', 'get_device', 'bf16_supported',
-           'auto_precision', 'set_seed', 'env_report', 'record', 'repo_root', 'data_dir', 'data_path', 'Timer']
+           'auto_precision', 'set_seed', 'env_report', 'record', 'repo_root', 'data_dir', 'data_path',
+           'load_digits_splits', 'tensor_loader', 'Timer']
 
 # %% ../nbs/00_core.ipynb 4
 PROFILES = ('smoke', 'workshop', 'full')
@@ -159,6 +160,28 @@ def data_path(name: str) -> Path:
     return p
 
 # %% ../nbs/00_core.ipynb 25
+def load_digits_splits(test_size: float = 0.2, valid_size: float = 0.2, seed: int = 0) -> dict:
+    "scikit-learn's 8x8 digits as float tensors in [0, 1], split stratified into train / valid / test."
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:
+        raise ImportError("The digits data come with scikit-learn, which the light install leaves out. "
+                          "Fix: pip install 'course_lib[course]' (or pip install scikit-learn).") from e
+    X, y = load_digits(return_X_y=True)
+    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
+    X_train, X_valid, y_train, y_valid = train_test_split(
+        X_rest, y_rest, test_size=valid_size / (1 - test_size), stratify=y_rest, random_state=seed)
+    t = lambda a: torch.tensor(a / 16.0, dtype=torch.float32)
+    l = lambda a: torch.tensor(a, dtype=torch.long)
+    return {'train': (t(X_train), l(y_train)), 'valid': (t(X_valid), l(y_valid)), 'test': (t(X_test), l(y_test))}
+
+def tensor_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 32, shuffle: bool = False):
+    "A DataLoader over (X, y) tensors."
+    from torch.utils.data import DataLoader, TensorDataset
+    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle)
+
+# %% ../nbs/00_core.ipynb 28
 class Timer:
     "Context manager measuring wall time in seconds: `with Timer() as t: ...; t.seconds`."
     def __enter__(self): self.start = time.perf_counter(); return self

@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.testing import assert_close
 from course_lib.train.learner import Learner
-from course_lib.projects.digits_mlp import tensor_loader
+from course_lib.core import tensor_loader
 from course_lib.maths.regularization import (l2_penalty, l1_penalty, PenaltyCB, sparsity, dropout, DropoutScratch,
                                        BatchNormScratch, shift_images, random_shift, AugmentCB)
 

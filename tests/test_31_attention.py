@@ -47,7 +47,8 @@ def test_multihead_matches_torch_and_sdpa():
     assert causal.last_weights.shape == (2, 4, 5, 5) and (causal.last_weights.triu(1) == 0).all()
     fast = MultiHeadAttention(16, 4, causal=True, use_sdpa=True).load_from_torch(mha).eval()
     pm = padding_mask(torch.tensor([[1] * 5, [1, 1, 1, 0, 0]]))
-    assert_close(fast(x), causal(x)) and fast.last_weights is None
+    assert_close(fast(x), causal(x))
+    assert fast.last_weights is None
     assert_close(fast(x, pm), causal(x, pm))
     with pytest.raises(ValueError, match='divisible'): MultiHeadAttention(10, 4)
     with pytest.raises(ValueError, match='expected'): plain(torch.randn(1, 3, 8))
@@ -105,3 +106,38 @@ def test_minigpt_trains_with_learner():
     learn = Learner(MiniGPT(4, 8, 16, 1, 2, use_sdpa=True), tr, va, lr=1e-2, device='cpu', progress=False)
     learn.fit(2)
     assert learn.history.epochs[-1]['valid_loss'] < 0.5 * math.log(4)
+
+
+def test_fully_masked_rows_are_finite_and_match_sdpa():
+    "A query with no allowed key (left padding under a causal mask) gets zero output, not NaN, as in PyTorch's SDPA."
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4), torch.randn(2, 2, 5, 4)
+    m = causal_mask(5) & padding_mask(torch.tensor([[1] * 5, [0, 0, 1, 1, 1]]))
+    out, w = scaled_dot_product_attention(q, k, v, attn_mask=m)
+    assert not out.isnan().any() and not w.isnan().any()
+    assert (out[1, :, :2] == 0).all() and (w[1, :, 2:, :2] == 0).all()
+    assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=m))
+    assert_close(w[1, :, 2:].sum(-1), torch.ones(2, 3))
+
+
+@pytest.mark.parametrize('use_sdpa', [False, True])
+def test_minigpt_left_padding_matches_gpt2(use_sdpa):
+    cfg = gpt_config(30, n_layer=2, n_head=2, n_embd=16, block_size=12)
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(cfg).eval()
+    mini = load_gpt2_weights(minigpt_from_config(cfg, use_sdpa=use_sdpa), hf).eval()
+    ids = torch.randint(0, 30, (3, 12))
+    am = torch.ones(3, 12, dtype=torch.long); am[1, :5] = 0; am[2, :1] = 0          # left padding
+    with torch.no_grad(): a, b = mini(ids, attention_mask=am).logits, hf(ids, attention_mask=am).logits
+    assert not a.isnan().any()
+    assert_close(a[am.bool()], b[am.bool()], atol=1e-4, rtol=1e-4)
+
+
+def test_minigpt_init_scales_residual_projections_like_gpt2():
+    torch.manual_seed(0)
+    m = MiniGPT(50, 16, 64, n_layer=8, n_head=4)
+    target = 0.02 / math.sqrt(2 * 8)
+    for b in m.blocks:
+        for w in (b.attn.proj.weight, b.mlp[2].weight): assert abs(w.std().item() - target) < 0.2 * target
+        assert abs(b.attn.qkv.weight.std().item() - 0.02) < 0.002 and (b.attn.qkv.bias == 0).all()
+    assert abs(m.wte.weight.std().item() - 0.02) < 0.002

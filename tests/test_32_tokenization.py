@@ -102,3 +102,45 @@ def test_word2vec_learns_cooccurrence():
         loss = sgns_loss(sg(pairs[idx])); opt.zero_grad(); loss.backward(); opt.step()
     words = [str(i) for i in range(10)]
     assert all(int(w) < 5 for w, _ in nearest_words(sg.inp.weight.detach(), words, '0', k=3))
+
+
+ALL_CHARS = ''.join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+
+
+def test_underscore_survives():
+    tok = train_bpe(TEXT + ' __init__ snake_case', 300)
+    for s in ('x__init__', '_', '__', 'a_b c_d', ' _x', '_\n_'):
+        assert ''.join(pre_tokenize(s)) == s
+        assert tok.decode(tok.encode(s)) == s
+
+
+def test_pre_tokenize_keeps_every_code_point():
+    for i in range(0, len(ALL_CHARS), 65536):
+        chunk = ALL_CHARS[i:i + 65536]
+        assert ''.join(pre_tokenize(chunk)) == chunk, f'characters lost in U+{ord(chunk[0]):04X}..'
+
+
+def test_roundtrip_every_code_point_in_chunks():
+    for tok in (BPETokenizer({}), train_bpe(TEXT, 300)):
+        for i in range(0, len(ALL_CHARS), 4096):
+            chunk = ALL_CHARS[i:i + 4096]
+            assert tok.decode(tok.encode(chunk)) == chunk, f'round trip fails in U+{ord(chunk[0]):04X}..'
+
+
+def test_roundtrip_random_strings():
+    import random
+    rng = random.Random(0)
+    tok = train_bpe(TEXT, 300)
+    pools = [ALL_CHARS, ' _\n\t.,;:!?\'"-_0123456789abcXYZ', '你好世界_ é🙂 ']
+    for _ in range(300):
+        s = ''.join(rng.choice(rng.choice(pools)) for _ in range(rng.randint(0, 40)))
+        assert tok.decode(tok.encode(s)) == s, repr(s)
+
+
+def test_naive_and_incremental_training_learn_the_same_merges():
+    from course_lib.algorithms.tokenization import train_bpe_naive
+    for text, V in ((TEXT, 300), ('low low low lower lowest newest newest', 262), ('aaaa b_b_b __x__', 270)):
+        assert train_bpe_naive(text, V).merges == train_bpe(text, V).merges
+    toy = train_bpe('low low low lower lowest newest newest', 262)
+    assert [toy.token_bytes(i) for i in (256, 257)] == [b'lo', b'low']          # the tie lo/ow goes to the smaller ids
+    with pytest.raises(ValueError, match='at least 256'): train_bpe_naive(TEXT, 10)

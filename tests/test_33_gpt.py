@@ -158,13 +158,15 @@ def test_load_gpt_missing_folder_names_the_chapter(tmp_path):
 
 
 def test_train_gpt_and_sample_callback(tmp_path):
-    cb = SampleCB(CharTokenizer.from_text(TEXT), prompt='To', every_steps=4, max_new_tokens=5, show=False)
-    model, tok, learn = train_gpt(TEXT, n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=8, steps=8,
-                                  steps_per_epoch=4, valid_windows=4, folder=tmp_path / 'g', cbs=[cb], progress=False)
-    assert learn.step == 8 and len(learn.history.epochs) == 2
-    assert learn.history.epochs[-1]['valid_loss'] < learn.history.epochs[0]['train_loss'] + 1.0
-    assert 'tokens_per_s' in learn.history.epochs[0]
-    assert [s for s, _ in cb.samples] == [4, 8] and all(t.startswith('To') and len(t) == 7 for _, t in cb.samples)
+    cb = SampleCB(CharTokenizer.from_text(TEXT), prompt='To', every_steps=20, max_new_tokens=5, show=False)
+    model, tok, learn = train_gpt(TEXT, n_layer=1, n_head=2, n_embd=16, block_size=16, batch_size=8, steps=40, lr=1e-2,
+                                  steps_per_epoch=20, valid_windows=4, folder=tmp_path / 'g', cbs=[cb], progress=False)
+    ep = learn.history.epochs
+    assert learn.step == 40 and len(ep) == 2
+    # it learns: held-out loss well below a uniform guess (ln V = 3.18; measured 2.19) and falling between epochs
+    assert ep[-1]['valid_loss'] < math.log(tok.vocab_size) - 0.6 and ep[-1]['valid_loss'] < ep[0]['valid_loss']
+    assert 'tokens_per_s' in ep[0]
+    assert [s for s, _ in cb.samples] == [20, 40] and all(t.startswith('To') and len(t) == 7 for _, t in cb.samples)
     m2, t2 = load_gpt(tmp_path / 'g')
     assert t2.chars == tok.chars
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.testing import assert_close
 from course_lib.train.learner import Learner, Callback
-from course_lib.projects.digits_mlp import tensor_loader
+from course_lib.core import tensor_loader
 from course_lib.maths.regularization import PenaltyCB
 from course_lib.algorithms.continual import (permute_pixels, drift_stream, batch_accuracy, prequential, drift_alarm,
                                   TaskAccuracyCB, ReplayBuffer, ReplayCB, fisher_diagonal, EWCPenalty)

@@ -99,3 +99,16 @@ def test_tfidf_search_finds_the_shared_word():
     assert scores[2].abs().sum() == 0                                  # no shared word: all scores zero
     assert (scores[:, 0] >= scores[:, 1]).all()
     assert tfidf_search(docs, ['cat'], k=10)[1].shape == (1, 4)
+
+
+def test_bm25_by_hand_and_idf_order():
+    import math
+    from course_lib.projects.semantic_search import bm25_search
+    s, i = bm25_search(['green tea tea', 'black tea', 'teapot'], ['green', 'tea'], k=3)
+    by_hand = math.log(1 + 2.5 / 1.5) * 2.5 / (1 + 1.5 * (0.25 + 0.75 * 3 / 2))
+    assert i[0, 0] == 0 and abs(s[0, 0].item() - by_hand) < 1e-5 and s[0, 1:].abs().max() == 0
+    # 'tea' is in 2 of 3 documents: a lower idf than 'green'; the shorter document with one 'tea' still ranks below
+    # the one with two (saturating, not zero, gain)
+    assert i[1].tolist()[:2] == [0, 1] and s[1, 0] < s[0, 0]
+    with pytest.raises(ValueError, match='no documents'): bm25_search([], ['x'])
+

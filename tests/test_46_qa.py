@@ -127,3 +127,17 @@ def test_choose_threshold_separates_and_breaks_ties_in_the_middle():
     tau2, _ = choose_threshold(preds, [0.8, 0.7, 0.3, 0.2], labels, thresholds=[0.1, 0.4, 0.5, 0.6, 0.9])
     assert tau2 == 0.5                                       # 0.4, 0.5 and 0.6 tie: the middle one
     with pytest.raises(ValueError, match='empty'): choose_threshold(preds, [0.8, 0.7, 0.3, 0.2], labels, thresholds=[])
+
+
+def test_confident_wrong_and_cost_threshold():
+    from course_lib.projects.qa_assistant import expected_cost
+    preds = ['a', 'b', 'c', 'a', 'b', 'a']
+    scores = [0.9, 0.4, 0.45, 0.3, 0.8, 0.95]
+    labels = ['a', 'b', 'x', 'none', 'none', 'a']
+    m = qa_metrics(preds, scores, labels, 0.5)
+    assert m['confident_wrong'] == 1 / 6 and m['misrouted_caught'] == 1.0 and m['n_misrouted'] == 1
+    assert abs(expected_cost(m, 3.0) - (1 * 2 / 6 + 3 * 1 / 6)) < 1e-12   # 2 answerable refused, 1 wrong answer
+    t1, _ = choose_threshold(preds, scores, labels, wrong_cost=1.0)
+    t5, table = choose_threshold(preds, scores, labels, wrong_cost=5.0)
+    assert t5 > 0.8 and t1 <= t5 and all('cost' in r for r in table)      # costly wrong answers: refuse the 0.8 one
+    with pytest.raises(ValueError, match='wrong_cost'): choose_threshold(preds, scores, labels, wrong_cost=-1)

@@ -1,7 +1,7 @@
 import json, shutil, socket, time
 import httpx, pytest, torch
 import torch.nn as nn
-from course_lib.projects.digits_mlp import MLP
+from course_lib.train.learner import MLP
 from course_lib.offline import block_network, allow_network, network_blocked
 from course_lib.applications.deployment import (export_model, load_exported, verify_export, export_digest, measure_latency,
                                 speedup, quantize_int8, PredictRequest, digits_preprocess, make_app, serve_in_thread, _sha256)

@@ -4,7 +4,8 @@ import nbformat, pytest, torch
 from course_lib.core import repo_root
 from course_lib.teach.notebooks import run_notebooks, list_notebooks
 from course_lib.cli import doctor, main
-from course_lib.projects.digits_mlp import load_digits_splits, MLP, tensor_loader
+from course_lib.core import load_digits_splits, tensor_loader
+from course_lib.train.learner import MLP
 
 
 def test_doctor_passes_here(capsys):

@@ -11,8 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['causal_mask', 'padding_mask', 'scaled_dot_product_attention', 'MultiHeadAttention', 'sinusoidal_positions',
-           'TransformerBlock', 'LMOutput', 'MiniGPT', 'minigpt_from_config', 'load_gpt2_weights', 'count_params']
+__all__ = ['causal_mask', 'padding_mask', 'scaled_dot_product_attention', 'check_attention_weights', 'check_mha_mask',
+           'check_pe_value', 'check_block_params', 'MultiHeadAttention', 'sinusoidal_positions', 'TransformerBlock',
+           'LMOutput', 'MiniGPT', 'minigpt_from_config', 'load_gpt2_weights', 'count_params']
 
 # %% ../../nbs/31_attention.ipynb 5
 def causal_mask(t_q: int, t_k: int | None = None, device=None) -> torch.Tensor:
@@ -33,14 +34,65 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal: bool = Fals
         raise ValueError(f"shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}; q and k need "
                          "the same last size, k and v the same sequence length")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-    if is_causal:
-        scores = scores.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float('-inf'))
-    if attn_mask is not None:
-        scores = scores.masked_fill(~attn_mask, float('-inf')) if attn_mask.dtype == torch.bool else scores + attn_mask
+    allowed = causal_mask(q.shape[-2], k.shape[-2], q.device) if is_causal else None
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        allowed = attn_mask if allowed is None else allowed & attn_mask
+    elif attn_mask is not None: scores = scores + attn_mask
+    if allowed is not None:                  # the dtype's minimum, not -inf: a row with no allowed key stays finite
+        scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
     weights = torch.softmax(scores, dim=-1)
+    if allowed is not None:                  # ... and a query with no allowed key attends to nothing (output 0),
+        weights = weights.masked_fill(~allowed.any(-1, keepdim=True), 0.0)   # as F.scaled_dot_product_attention does
     return weights @ v, weights
 
-# %% ../../nbs/31_attention.ipynb 16
+# %% ../../nbs/31_attention.ipynb 12
+from ..teach.exercises import check_close, check_equal, check_true
+
+def check_attention_weights(exercise, weights) -> bool:
+    "Exercise: the (2, 3) attention weights of q1 = [[1, 0], [0, 2]] over k1 = [[1, 1], [2, 0], [0, -1]], by hand."
+    q1 = torch.tensor([[1.0, 0.0], [0.0, 2.0]]); k1 = torch.tensor([[1.0, 1.0], [2.0, 0.0], [0.0, -1.0]])
+    return check_close(exercise, weights, scaled_dot_product_attention(q1, k1, torch.eye(3))[1],
+                       hint='scores = q k^T / sqrt(d) with d = 2, then softmax over the keys (the last dimension): '
+                            'each row sums to 1')
+
+def check_mha_mask(exercise, fn) -> bool:
+    """Exercise: `fn(mask)` turns our boolean mask (True = allowed) into nn.MultiheadAttention's (True = blocked).
+    Checked on masks and by running nn.MultiheadAttention with the result against our causal attention."""
+    masks = [causal_mask(4), causal_mask(3, 5), torch.tensor([[True, False, True], [False, True, True]])]
+    try: got = [fn(m) for m in masks]
+    except Exception as e: return check_true(exercise, False, 'a boolean mask', got=f'{type(e).__name__}: {e}')
+    if not all(isinstance(g, torch.Tensor) and g.dtype == torch.bool for g in got):
+        return check_true(exercise, False, 'a boolean tensor (dtype torch.bool)', got=next(g for g in got if not (isinstance(g, torch.Tensor) and g.dtype == torch.bool)),
+                          hint='nn.MultiheadAttention ADDS a float mask to the scores: a float 1.0 does not block '
+                               'anything and the future leaks in. Return a bool tensor: ~mask')
+    g = torch.Generator().manual_seed(0)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+    x = torch.randn(1, 4, 8, generator=g)
+    blocked = torch.ones(4, 4, dtype=torch.bool).triu(1)                    # nn.MultiheadAttention's causal mask
+    with torch.no_grad():
+        same = torch.allclose(mha(x, x, x, attn_mask=got[0], need_weights=False)[0],
+                              mha(x, x, x, attn_mask=blocked, need_weights=False)[0], atol=1e-5)
+    ok = same and all(a.shape == m.shape and bool((a == ~m).all()) for a, m in zip(got, masks))
+    return check_true(exercise, ok, "True exactly where our mask is False; nn.MultiheadAttention with it is causal",
+                      got=got[0], hint='flip every entry: what was allowed becomes blocked (~mask)')
+
+def check_pe_value(exercise, fn) -> bool:
+    "Exercise: `fn(p, j, d)`, one value of the sinusoidal encoding, at several positions and dimensions."
+    points = [(0, 0), (0, 1), (3, 4), (10, 7), (63, 15), (5, 3), (7, 2)]
+    pe = sinusoidal_positions(64, 16)
+    try: got = torch.tensor([float(fn(p, j, 16)) for p, j in points])
+    except Exception as e: return check_true(exercise, False, 'a number for every (p, j)', got=f'{type(e).__name__}: {e}')
+    return check_close(exercise, got, torch.stack([pe[p, j] for p, j in points]), atol=1e-5,
+                       hint='omega = 10000 ** (-2i/d) with i = j // 2 (both dimensions of a pair share the frequency); '
+                            'sine for even j, cosine for odd j')
+
+def check_block_params(exercise, fn) -> bool:
+    "Exercise: `fn(d)`, the parameter count of one TransformerBlock of width d, against the module."
+    ds = (16, 64, 128, 768)
+    return check_equal(exercise, [fn(d) for d in ds], [sum(p.numel() for p in TransformerBlock(d, 4).parameters()) for d in ds],
+                       hint='add them up: 3d^2 + d^2 + 4d^2 + 4d^2 weights, and 3d + d + 4d + d biases plus 4d of LayerNorm')
+
+# %% ../../nbs/31_attention.ipynb 20
 class MultiHeadAttention(nn.Module):
     "Multi-head self-attention with one fused q/k/v projection; `causal=True` for a decoder."
     def __init__(self, d_model: int, n_head: int, causal: bool = False, bias: bool = True, dropout: float = 0.0,
@@ -81,7 +133,7 @@ class MultiHeadAttention(nn.Module):
         if self.qkv.bias is not None: self.qkv.bias.copy_(mha.in_proj_bias); self.proj.bias.copy_(mha.out_proj.bias)
         return self
 
-# %% ../../nbs/31_attention.ipynb 21
+# %% ../../nbs/31_attention.ipynb 25
 def sinusoidal_positions(n_pos: int, d: int, base: float = 10000.0) -> torch.Tensor:
     "The (n_pos, d) sinusoidal encoding: sin(p w_i) in even, cos(p w_i) in odd dimensions, w_i = base^(-2i/d)."
     if d % 2: raise ValueError(f"d must be even (sin/cos pairs), got {d}")
@@ -91,7 +143,7 @@ def sinusoidal_positions(n_pos: int, d: int, base: float = 10000.0) -> torch.Ten
     pe[:, 0::2], pe[:, 1::2] = torch.sin(p * w), torch.cos(p * w)
     return pe
 
-# %% ../../nbs/31_attention.ipynb 27
+# %% ../../nbs/31_attention.ipynb 31
 class TransformerBlock(nn.Module):
     "Pre-norm Transformer block: x + MHA(LN(x)), then x + MLP(LN(x)) with a 4x GELU MLP (GPT-2's layout)."
     def __init__(self, d_model: int, n_head: int, causal: bool = True, dropout: float = 0.0, use_sdpa: bool = False):
@@ -123,9 +175,12 @@ class MiniGPT(nn.Module):
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight                      # weight tying
         self.apply(self._init)
+        for b in self.blocks:               # GPT-2: the projections that write into the residual stream get
+            for w in (b.attn.proj.weight, b.mlp[2].weight):        # std 0.02 / sqrt(2 n_layer), so that the sum of
+                nn.init.normal_(w, 0.0, 0.02 / math.sqrt(2 * n_layer))   # 2 n_layer updates keeps its scale
 
     @staticmethod
-    def _init(m):                                                  # GPT-2's initialisation: N(0, 0.02)
+    def _init(m):                                                  # GPT-2's initialisation: N(0, 0.02), zero biases
         if isinstance(m, (nn.Linear, nn.Embedding)): nn.init.normal_(m.weight, 0.0, 0.02)
         if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
 
@@ -143,7 +198,7 @@ class MiniGPT(nn.Module):
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
         return LMOutput(logits, loss)
 
-# %% ../../nbs/31_attention.ipynb 32
+# %% ../../nbs/31_attention.ipynb 36
 def minigpt_from_config(config, use_sdpa: bool = False) -> MiniGPT:
     "A `MiniGPT` with the sizes of a transformers `GPT2Config`."
     return MiniGPT(config.vocab_size, config.n_positions, config.n_embd, config.n_layer, config.n_head, use_sdpa=use_sdpa)

@@ -10,8 +10,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['conv_output_size', 'conv2d', 'max_pool2d', 'avg_pool2d', 'DigitsCNN', 'RNNCell', 'unroll', 'copy_from_torch',
-           'LSTMCell', 'input_gradient_norms', 'set_lstm_gate_biases_', 'recall_first_token_data', 'last_real_output',
+__all__ = ['conv_output_size', 'conv2d', 'max_pool2d', 'avg_pool2d', 'check_avg_pool_by_conv', 'check_gru_cell',
+           'check_lstm_param_count', 'DigitsCNN', 'RNNCell', 'unroll', 'copy_from_torch', 'LSTMCell',
+           'input_gradient_norms', 'set_lstm_gate_biases_', 'recall_first_token_data', 'last_real_output',
            'RecurrentClassifier']
 
 # %% ../../nbs/30_cnn_rnn.ipynb 9
@@ -62,7 +63,50 @@ def avg_pool2d(x: torch.Tensor, kernel_size, stride=None, padding=0) -> torch.Te
     windows, size = _pool_windows(x, kernel_size, stride, padding, 0.0)
     return windows.mean(dim=2).view(*x.shape[:2], *size)
 
-# %% ../../nbs/30_cnn_rnn.ipynb 25
+# %% ../../nbs/30_cnn_rnn.ipynb 22
+def check_avg_pool_by_conv(exercise, fn) -> bool:
+    "Exercise: `fn(x, k)` == F.avg_pool2d(x, k) for inputs with several channels, several k and sizes not divisible by k."
+    from course_lib.teach.exercises import check_close, check_true
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(2, 3, 6, 6, generator=g), 2), (torch.randn(1, 4, 7, 9, generator=g), 3),
+             (torch.randn(3, 1, 8, 8, generator=g), 2)]
+    try: got = [fn(x, k) for x, k in cases]
+    except Exception as e: return check_true(exercise, False, 'a pooled tensor for every case', got=f'{type(e).__name__}: {e}',
+                                             hint='reshape (N, C, H, W) to (N*C, 1, H, W), convolve, reshape back')
+    hint = ('a (1, 1, k, k) kernel full of 1/k² (an average, not a sum), stride k, with the channels moved into the '
+            'batch dimension')
+    want = [F.avg_pool2d(x, k) for x, k in cases]
+    bad = next((i for i, (r, w) in enumerate(zip(got, want)) if not isinstance(r, torch.Tensor) or r.shape != w.shape), None)
+    if bad is not None: return check_close(exercise, got[bad], want[bad], hint=hint)
+    return check_close(exercise, torch.cat([r.flatten() for r in got]), torch.cat([w.flatten() for w in want]), hint=hint)
+
+def check_gru_cell(exercise, cell_class) -> bool:
+    "Exercise: a GRUCell class (an RNNCell with gates = 3) whose unrolled outputs equal torch.nn.GRU's."
+    from course_lib.teach.exercises import check_close, check_true
+    g = torch.Generator().manual_seed(0)
+    x, h0 = torch.randn(3, 7, 5, generator=g), torch.randn(3, 6, generator=g)
+    torch_gru = nn.GRU(5, 6, batch_first=True)
+    with torch.no_grad():
+        for p in torch_gru.parameters(): p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        try: got, _ = unroll(copy_from_torch(cell_class(5, 6), torch_gru), x, h0)
+        except Exception as e:
+            return check_true(exercise, False, 'a GRUCell that runs', got=f'{type(e).__name__}: {e}',
+                              hint='forward(x, h) returns the new h, shape (batch, hidden)')
+        want = torch_gru(x, h0[None])[0]
+    return check_close(exercise, got, want, atol=1e-5,
+                       hint="the reset gate multiplies (W_hn h + b_hn), bias included, not h itself; "
+                            "h' = (1 - z) * n + z * h")
+
+def check_lstm_param_count(exercise, fn) -> bool:
+    "Exercise: `fn(input_size, hidden_size)`, the parameter count of a one-layer nn.LSTM."
+    from course_lib.teach.exercises import check_equal
+    sizes = [(16, 32), (5, 6), (100, 7)]
+    try: got = [fn(i, h) for i, h in sizes]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_equal(exercise, got, [sum(p.numel() for p in nn.LSTM(i, h).parameters()) for i, h in sizes],
+                       hint='4 gates x (H*I input weights + H*H recurrent weights + 2*H biases: PyTorch keeps both b_ih and b_hh)')
+
+# %% ../../nbs/30_cnn_rnn.ipynb 27
 class DigitsCNN(nn.Module):
     "Small CNN for 8x8 one-channel images: [3x3 conv -> ReLU -> 2x2 max pool] x 2 -> linear; flat 64-pixel rows are reshaped."
     def __init__(self, channels: tuple[int, int] = (16, 32), n_classes: int = 10, image_size: int = 8):
@@ -75,7 +119,7 @@ class DigitsCNN(nn.Module):
         if x.dim() == 2: x = x.view(-1, 1, self.image_size, self.image_size)
         return self.head(self.features(x).flatten(1))
 
-# %% ../../nbs/30_cnn_rnn.ipynb 31
+# %% ../../nbs/30_cnn_rnn.ipynb 34
 class RNNCell(nn.Module):
     "Elman RNN cell: h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh), with PyTorch's parameter names and init."
     gates = 1
@@ -117,7 +161,7 @@ def copy_from_torch(cell: nn.Module, torch_rnn: nn.Module, layer: int = 0) -> nn
             getattr(cell, name).copy_(source)
     return cell
 
-# %% ../../nbs/30_cnn_rnn.ipynb 35
+# %% ../../nbs/30_cnn_rnn.ipynb 38
 class LSTMCell(RNNCell):
     "LSTM cell with PyTorch's gate order (i, f, g, o), parameter names and init; state is (h, c)."
     gates = 4
@@ -130,7 +174,7 @@ class LSTMCell(RNNCell):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c), c
 
-# %% ../../nbs/30_cnn_rnn.ipynb 45
+# %% ../../nbs/30_cnn_rnn.ipynb 48
 def input_gradient_norms(loss_fn, x: torch.Tensor) -> torch.Tensor:
     "For `x` (batch, time, features): the norm of d loss_fn(x) / d x[:, t] for every t (norm over batch and features)."
     x = x.detach().clone().requires_grad_(True)
@@ -147,7 +191,7 @@ def set_lstm_gate_biases_(lstm: nn.Module, forget_bias: float, input_bias: float
             if input_bias is not None: p[:hidden] = input_bias if name.startswith('bias_ih') else 0.0
     return lstm
 
-# %% ../../nbs/30_cnn_rnn.ipynb 49
+# %% ../../nbs/30_cnn_rnn.ipynb 52
 def recall_first_token_data(n: int, seq_len: int, n_signals: int = 4, n_noise: int = 4, seed: int = 0):
     "Sequences whose first token (0..n_signals-1) is the label, followed by seq_len-1 random noise tokens."
     g = torch.Generator().manual_seed(seed)

@@ -13,7 +13,8 @@ from ..train.learner import Callback
 
 # %% auto 0
 __all__ = ['permute_pixels', 'drift_stream', 'batch_accuracy', 'prequential', 'drift_alarm', 'TaskAccuracyCB', 'ReplayBuffer',
-           'ReplayCB', 'fisher_diagonal', 'EWCPenalty']
+           'ReplayCB', 'fisher_diagonal', 'EWCPenalty', 'check_keep_probability', 'check_ewc_penalty',
+           'check_forgetting']
 
 # %% ../../nbs/35_continual.ipynb 5
 def permute_pixels(X: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
@@ -183,3 +184,41 @@ class EWCPenalty:
     def __call__(self, model: nn.Module) -> torch.Tensor:
         params = dict(model.named_parameters())
         return sum((self.fisher[k] * (params[k] - self.anchor[k]) ** 2).sum() for k in self.fisher)
+
+# %% ../../nbs/35_continual.ipynb 42
+def check_keep_probability(exercise, fn) -> bool:
+    "Exercise: `fn(k, n)`, the probability that reservoir sampling with capacity k keeps the n-th example."
+    from course_lib.teach.exercises import check_close
+    cases = [(10, 1), (10, 10), (10, 11), (10, 20), (10, 1000), (3, 2), (3, 4)]
+    try: got = [float(fn(k, n)) for k, n in cases]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_close(exercise, got, [1.0 if n <= k else k / n for k, n in cases], atol=1e-9,
+                       hint='the first k examples are always kept (probability 1, never more); after that, k out of n')
+
+def check_ewc_penalty(exercise, fn) -> bool:
+    "Exercise: `fn(params, anchors, fishers)`, the EWC sum of F (theta - theta*)^2, against `EWCPenalty`."
+    from course_lib.teach.exercises import check_close
+    g = torch.Generator().manual_seed(0)
+    new_model, old_model = nn.Linear(2, 3), nn.Linear(2, 3)
+    with torch.no_grad():
+        for p in list(new_model.parameters()) + list(old_model.parameters()): p.copy_(torch.randn(p.shape, generator=g))
+    fisher = {k: torch.rand(p.shape, generator=g) * 3 for k, p in old_model.named_parameters()}
+    expected = EWCPenalty(old_model, fisher)(new_model)
+    try: got = torch.as_tensor(fn(list(new_model.parameters()), list(old_model.parameters()), [fisher['weight'], fisher['bias']]))
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_close(exercise, got, expected,
+                       hint='weight each squared difference by its Fisher value, then ADD everything up (a sum over '
+                            'all entries of all tensors, not a mean)')
+
+def check_forgetting(exercise, fn) -> bool:
+    "Exercise: `fn(accs)`, the best earlier accuracy minus the final one, never negative."
+    from course_lib.teach.exercises import check_close
+    cases = [[0.5, 0.9, 0.4], [0.2, 0.5, 0.8], [0.7], [0.9, 0.6, 0.7], [0.3, 0.8, 0.8]]
+    try: got = [float(fn(a)) for a in cases]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_close(exercise, got, [0.5, 0.0, 0.0, 0.2, 0.0], atol=1e-9,
+                       hint='the maximum over the EARLIER values (not the first one) minus the last value; never negative')
+
+# **Exercise 1**: write `keep_probability(k, n)`, the probability that reservoir sampling with capacity `k`
+# keeps the `n`-th example of the stream (counting from 1) when it arrives. Remember the buffer is not full yet
+# for the first `k` examples.

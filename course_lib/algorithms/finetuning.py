@@ -16,8 +16,9 @@ from torch.utils.data import Dataset, DataLoader
 from ..core import data_path
 
 # %% auto 0
-__all__ = ['load_topics', 'minilm_path', 'load_encoder', 'mean_pool', 'ClassifierOutput', 'TextClassifier', 'TokenizedDataset',
-           'count_trainable', 'freeze', 'LoRALinear', 'add_lora']
+__all__ = ['load_topics', 'minilm_path', 'load_encoder', 'mean_pool', 'check_mean_pool', 'check_lora_params',
+           'check_majority_baseline', 'ClassifierOutput', 'TextClassifier', 'TokenizedDataset', 'count_trainable',
+           'freeze', 'LoRALinear', 'add_lora']
 
 # %% ../../nbs/34_finetuning.ipynb 5
 def load_topics(path=None, seed: int = 0, valid_frac: float = 0.15, test_frac: float = 0.15) -> dict:
@@ -69,7 +70,41 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     m = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
-# %% ../../nbs/34_finetuning.ipynb 18
+# %% ../../nbs/34_finetuning.ipynb 15
+def check_mean_pool(exercise, pooled) -> bool:
+    "Exercise: the two sentence vectors of the fixed `h` (2 x 3 x 2) and `mask`, padding left out."
+    from course_lib.teach.exercises import check_close
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    return check_close(exercise, pooled, mean_pool(h, mask),
+                       hint='average only the rows where mask is 1 (the padding row [100, 100] must not count): '
+                            '[2, 3] and [2, 3]')
+
+def check_lora_params(exercise, fn) -> bool:
+    "Exercise: `fn(d_in, d_out, r)`, the trainable numbers LoRA adds to a d_in x d_out layer, against `LoRALinear`."
+    from course_lib.teach.exercises import check_equal
+    cases = [(384, 1536, 4), (384, 384, 8), (10, 3, 2)]
+    want = [count_trainable(LoRALinear(nn.Linear(i, o), r=r)) for i, o, r in cases]
+    try: got = [fn(i, o, r) for i, o, r in cases]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_equal(exercise, got, want, hint='A is r x d_in and B is d_out x r: r * (d_in + d_out), '
+                                                 'whatever the shape of the layer')
+
+def check_majority_baseline(exercise, fn, train_labels=None, test_labels=None) -> bool:
+    """Exercise: `fn(train_labels, test_labels)`, the test accuracy of always predicting the most common TRAINING
+    label; checked on cases where the test set's own majority differs (leakage), and on the given labels."""
+    from course_lib.teach.exercises import check_close
+    cases = [(torch.tensor([0, 0, 0, 1, 2]), torch.tensor([1, 1, 1, 0, 2])),      # train majority 0, test majority 1
+             (torch.tensor([2, 2, 1, 0, 2, 1]), torch.tensor([1, 1, 2, 0]))]
+    if train_labels is not None: cases.append((torch.as_tensor(train_labels), torch.as_tensor(test_labels)))
+    want = [(te == torch.bincount(tr).argmax()).float().mean().item() for tr, te in cases]
+    try: got = [float(fn(tr, te)) for tr, te in cases]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_close(exercise, got, want, atol=1e-6,
+                       hint='the most common label of the TRAINING labels (torch.bincount(train_labels).argmax()); '
+                            'taking it from the test labels is leakage')
+
+# %% ../../nbs/34_finetuning.ipynb 20
 @dataclass
 class ClassifierOutput:
     "What `TextClassifier` returns: `logits` (batch, n_classes) and `loss` (None without labels)."
@@ -107,7 +142,7 @@ def freeze(module: nn.Module) -> nn.Module:
     for p in module.parameters(): p.requires_grad_(False)
     return module
 
-# %% ../../nbs/34_finetuning.ipynb 20
+# %% ../../nbs/34_finetuning.ipynb 22
 class LoRALinear(nn.Module):
     "A frozen nn.Linear plus a trainable low-rank update (alpha / r) * B @ A, B initialised to zero."
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 16.0):

@@ -15,16 +15,26 @@ from ..train.learner import Learner, Callback, CourseError
 from ..train.checkpoint import CheckpointError
 
 # %% auto 0
-__all__ = ['TOKENIZER_FILE', 'COURSE_GPT_DATA', 'UnknownCharacterError', 'CharTokenizer', 'split_by_position', 'LMDataset',
-           'lm_dataloaders', 'gpt_config', 'generate_text', 'SampleCB', 'course_models_dir', 'save_gpt', 'load_gpt',
-           'train_gpt', 'load_course_gpt']
+__all__ = ['TOKENIZER_FILE', 'COURSE_GPT_DATA', 'UnknownCharacterError', 'unknown_character_error', 'CharTokenizer',
+           'split_by_position', 'LMDataset', 'lm_dataloaders', 'gpt_config', 'generate_text', 'SampleCB',
+           'course_models_dir', 'save_gpt', 'load_gpt', 'train_gpt', 'load_course_gpt', 'check_perplexity_bits',
+           'check_lm_loss', 'check_gpt2_param_count']
 
 # %% ../../nbs/33_pretraining_gpt.ipynb 7
 class UnknownCharacterError(CourseError, ValueError):
     "The text has a character that is not in the tokenizer's vocabulary."
 
+def unknown_character_error(text: str, c: str, vocab_size: int) -> UnknownCharacterError:
+    "The error for character `c` of `text`: where it is, why it fails, and how to fix it."
+    return UnknownCharacterError(
+        f"Character {c!r} (U+{ord(c):04X}) at position {text.index(c)} is not in the tokenizer's vocabulary of "
+        f"{vocab_size} characters. A character-level model can only read characters it saw in "
+        f"training. Fix: remove or replace it (e.g. text.replace({c!r}, ' ')), or build the tokenizer "
+        f"with CharTokenizer.from_text on a text that contains it (and retrain the model).")
+
 TOKENIZER_FILE = 'char_tokenizer.json'
 
+# %% ../../nbs/33_pretraining_gpt.ipynb 9
 class CharTokenizer:
     "Character-level tokenizer: one id per distinct character, saved as JSON next to the model."
     def __init__(self, chars):
@@ -44,13 +54,7 @@ class CharTokenizer:
     def encode(self, text: str) -> list[int]:
         "Ids of the characters of `text`; raise `UnknownCharacterError` naming the first unknown character."
         try: return [self.stoi[c] for c in text]
-        except KeyError as e:
-            c = e.args[0]; pos = text.index(c)
-            raise UnknownCharacterError(
-                f"Character {c!r} (U+{ord(c):04X}) at position {pos} is not in the tokenizer's vocabulary of "
-                f"{self.vocab_size} characters. A character-level model can only read characters it saw in "
-                f"training. Fix: remove or replace it (e.g. text.replace({c!r}, ' ')), or build the tokenizer "
-                f"with CharTokenizer.from_text on a text that contains it (and retrain the model).") from None
+        except KeyError as e: raise unknown_character_error(text, e.args[0], self.vocab_size) from None
 
     def decode(self, ids) -> str:
         "The text of a sequence of ids (a list or a 1-d tensor)."
@@ -80,7 +84,7 @@ class CharTokenizer:
 
     def __repr__(self): return f"CharTokenizer(vocab_size={self.vocab_size})"
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 10
+# %% ../../nbs/33_pretraining_gpt.ipynb 12
 def split_by_position(ids, valid_frac: float = 0.1):
     "Split a 1-d sequence of ids into (train, valid): the first `1 - valid_frac` and the last `valid_frac`."
     ids = torch.as_tensor(ids, dtype=torch.long)
@@ -88,7 +92,7 @@ def split_by_position(ids, valid_frac: float = 0.1):
     n = int(round(len(ids) * (1 - valid_frac)))
     return ids[:n], ids[n:]
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 13
+# %% ../../nbs/33_pretraining_gpt.ipynb 15
 class LMDataset(Dataset):
     "Windows of `block_size` ids starting every `stride` ids, as dicts {'input_ids', 'labels'} (labels = inputs)."
     def __init__(self, ids, block_size: int, stride: int | None = None):
@@ -127,7 +131,7 @@ def lm_dataloaders(ids, block_size: int, batch_size: int, valid_frac: float = 0.
     valid_dl = DataLoader(valid_ds, batch_size=batch_size)
     return train_dl, valid_dl
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 15
+# %% ../../nbs/33_pretraining_gpt.ipynb 17
 def gpt_config(vocab_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128, block_size: int = 128,
                dropout: float = 0.0, pad_vocab: bool = False) -> GPT2Config:
     """A `GPT2Config` for a small GPT trained from scratch. `block_size` becomes `n_positions` (the context length);
@@ -138,7 +142,7 @@ def gpt_config(vocab_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int =
                       resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
                       bos_token_id=None, eos_token_id=None, pad_token_id=None)
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 22
+# %% ../../nbs/33_pretraining_gpt.ipynb 24
 @torch.no_grad()
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 200, temperature: float = 1.0,
                   top_k: int | None = None, seed: int = 0) -> str:
@@ -164,7 +168,7 @@ def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 200, temp
     finally: model.train(was_training)
     return tokenizer.decode(ids[0])
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 26
+# %% ../../nbs/33_pretraining_gpt.ipynb 28
 class SampleCB(Callback):
     "Generate a sample from `prompt` every `every_steps` optimizer steps; keep them in `self.samples` as (step, text)."
     order = 90
@@ -182,7 +186,7 @@ class SampleCB(Callback):
     def after_fit(self):
         if not self.samples or self.samples[-1][0] != self.learn.step: self._sample()
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 34
+# %% ../../nbs/33_pretraining_gpt.ipynb 36
 def course_models_dir() -> Path:
     "The `models/` folder of the course checkout (git-ignored), where chapters save trained models."
     from course_lib.core import repo_root
@@ -209,7 +213,7 @@ def load_gpt(folder, device=None):
     if device is not None: model = model.to(device)
     return model.eval(), CharTokenizer.load(folder)
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 43
+# %% ../../nbs/33_pretraining_gpt.ipynb 45
 def train_gpt(text: str, *, tokenizer: CharTokenizer | None = None, n_layer: int = 2, n_head: int = 2, n_embd: int = 64,
               block_size: int = 64, dropout: float = 0.0, pad_vocab: bool = False, batch_size: int = 32,
               steps: int = 300, steps_per_epoch: int | None = 100, lr: float = 2e-3, weight_decay: float = 0.1,
@@ -228,7 +232,7 @@ def train_gpt(text: str, *, tokenizer: CharTokenizer | None = None, n_layer: int
     if folder is not None: save_gpt(learn.model, tokenizer, folder)
     return learn.model, tokenizer, learn
 
-# %% ../../nbs/33_pretraining_gpt.ipynb 49
+# %% ../../nbs/33_pretraining_gpt.ipynb 51
 COURSE_GPT_DATA = {'en': 'shakespeare.txt', 'zh': 'chinese_poems.txt'}
 
 def load_course_gpt(lang: str = 'en', train_if_missing: bool = True, device=None, folder=None):
@@ -243,3 +247,45 @@ def load_course_gpt(lang: str = 'en', train_if_missing: bool = True, device=None
         train_gpt(text, n_layer=2, n_head=2, n_embd=64, block_size=64, steps=300, steps_per_epoch=100,
                   valid_windows=64, folder=folder, progress=False, device=device)
     return load_gpt(folder, device=device)
+
+# %% ../../nbs/33_pretraining_gpt.ipynb 54
+def check_perplexity_bits(exercise, ppl_from_loss, bits_per_char) -> bool:
+    "Exercise: perplexity = e^loss and bits = loss / ln 2, for losses in nats."
+    from course_lib.teach.exercises import check_close
+    losses = [0.0, 1.0, 1.5, math.log(65)]
+    try: got = torch.tensor([[float(ppl_from_loss(l)) for l in losses], [float(bits_per_char(l)) for l in losses]])
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    want = torch.tensor([[math.exp(l) for l in losses], [l / math.log(2) for l in losses]], dtype=torch.float64)
+    return check_close(exercise, got, want, rtol=1e-5,
+                       hint='perplexity = e ** loss (the loss is in nats, natural log); bits = nats / ln(2); '
+                            'a uniform guess over 65 characters has perplexity 65')
+
+def check_lm_loss(exercise, lm_loss) -> bool:
+    "Exercise: `lm_loss(logits, labels)`, the shifted cross-entropy with -100 ignored, as a transformers causal LM computes it."
+    from course_lib.teach.exercises import check_close
+    g = torch.Generator().manual_seed(0)
+    model = GPT2LMHeadModel(gpt_config(11, n_layer=1, n_head=1, n_embd=8, block_size=12)).eval()
+    x = torch.randint(0, 11, (3, 12), generator=g)
+    lb = x.clone(); lb[:, :4] = -100; lb[1, 7] = -100
+    with torch.no_grad(): out = model(input_ids=x, labels=lb)
+    try: got = torch.as_tensor(lm_loss(out.logits, lb)).detach().float()
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_close(exercise, got, out.loss, atol=1e-5,
+                       hint='position t predicts the label at t+1: drop the last logit and the first label '
+                            '(logits[:, :-1], labels[:, 1:]); positions labelled -100 do not count')
+
+def check_gpt2_param_count(exercise, fn) -> bool:
+    "Exercise: `fn(V, T, d, L)`, the parameter count of a GPT2LMHeadModel, against real models of several sizes."
+    from course_lib.teach.exercises import check_equal
+    sizes = [(65, 32, 16, 1), (100, 64, 32, 2), (50257, 1024, 768, 12)]
+    want = []
+    for V, T, d, L in sizes:
+        with torch.device('meta'): want.append(sum(p.numel() for p in GPT2LMHeadModel(gpt_config(V, L, 4, d, T)).parameters()))
+    try: got = [fn(V, T, d, L) for V, T, d, L in sizes]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_equal(exercise, got, want,
+                       hint='per block 12d^2 + 13d; embeddings Vd + Td; the final LayerNorm 2d; the output layer is '
+                            'tied to the token embedding, so it adds nothing')
+
+# **Exercise 1**: perplexity from the loss. Write `ppl_from_loss(loss)` that turns a mean cross-entropy in nats
+# (a float) into perplexity, and a second function `bits_per_char(loss)` for the same loss in bits.

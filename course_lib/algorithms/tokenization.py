@@ -9,13 +9,18 @@ from collections import Counter, defaultdict
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from ..teach.exercises import check_close, check_equal, check_true
 
 # %% auto 0
-__all__ = ['pre_tokenize', 'pair_counts', 'merge_pair', 'BPETokenizer', 'train_bpe', 'train_hf_bpe', 'chars_per_token',
-           'noise_distribution', 'sgns_loss', 'SkipGram', 'skipgram_pairs', 'nearest_words']
+__all__ = ['pre_tokenize', 'pair_counts', 'merge_pair', 'BPETokenizer', 'train_bpe_naive', 'train_bpe',
+           'check_most_frequent_pair', 'check_merge_result', 'check_byte_tokens', 'check_sgns_one', 'train_hf_bpe',
+           'chars_per_token', 'noise_distribution', 'sgns_loss', 'SkipGram', 'skipgram_pairs', 'nearest_words']
 
 # %% ../../nbs/32_tokenization.ipynb 9
-_WORD_RE = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+""")
+# GPT-2's pattern with Python's `re` (no \\p{L}): contractions, letters, digits, then everything else that is not
+# whitespace. `_` is a word character for `re` but neither a letter nor a digit, so it must be listed with the
+# punctuation explicitly, or no branch matches it and `findall` silently drops it.
+_WORD_RE = re.compile(r"""'s|'t|'re|'ve|'m|'ll|'d| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+""")
 
 def pre_tokenize(text: str) -> list[str]:
     "Split text into GPT-2-style words: leading space kept, letters, digits and punctuation apart, English contractions split."
@@ -35,6 +40,7 @@ def merge_pair(ids, pair: tuple[int, int], new_id: int) -> list[int]:
             out.append(ids[i]); i += 1
     return out
 
+# %% ../../nbs/32_tokenization.ipynb 13
 class BPETokenizer:
     "A byte-level BPE tokenizer: `merges` maps a pair of ids to the merged id; ids 0-255 are the raw bytes."
     def __init__(self, merges: dict[tuple[int, int], int]):
@@ -70,10 +76,34 @@ class BPETokenizer:
     def token_bytes(self, i: int) -> bytes: return self.vocab[i]
     def __repr__(self): return f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)})"
 
-def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
-    "Learn byte-level BPE merges on `text` until the vocabulary has `vocab_size` ids (256 bytes + merges)."
+# %% ../../nbs/32_tokenization.ipynb 15
+def _check_vocab_size(vocab_size: int):
     if vocab_size < 256:
         raise ValueError(f"vocab_size must be at least 256 (the byte alphabet), got {vocab_size}")
+
+def _best_pair(counts: Counter) -> tuple[int, int]:
+    return max(counts, key=lambda p: (counts[p], -p[0], -p[1]))    # most frequent; ties: smallest ids
+
+def train_bpe_naive(text: str, vocab_size: int) -> BPETokenizer:
+    "Learn byte-level BPE merges on `text`, recounting all pairs after every merge (simple and slow)."
+    _check_vocab_size(vocab_size)
+    words = {w: list(w.encode('utf-8')) for w in set(pre_tokenize(text))}
+    freq = Counter(pre_tokenize(text))
+    merges = {}
+    for new_id in range(256, vocab_size):
+        counts = Counter()
+        for w, ids in words.items():
+            for p in zip(ids, ids[1:]): counts[p] += freq[w]
+        if not counts: break                                        # every word is one token already
+        pair = _best_pair(counts)
+        merges[pair] = new_id
+        words = {w: merge_pair(ids, pair, new_id) for w, ids in words.items()}
+    return BPETokenizer(merges)
+
+# %% ../../nbs/32_tokenization.ipynb 19
+def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
+    "Learn byte-level BPE merges on `text` until the vocabulary has `vocab_size` ids (256 bytes + merges); incremental counts."
+    _check_vocab_size(vocab_size)
     words = [[list(w.encode('utf-8')), c] for w, c in Counter(pre_tokenize(text)).items()]
     counts, where = Counter(), defaultdict(set)
     for wi, (ids, c) in enumerate(words):
@@ -81,7 +111,7 @@ def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
     merges = {}
     for new_id in range(256, vocab_size):
         if not counts: break                                       # every word is one token already
-        pair = max(counts, key=lambda p: (counts[p], -p[0], -p[1]))   # most frequent; ties: smallest ids
+        pair = _best_pair(counts)
         merges[pair] = new_id
         for wi in where.pop(pair):                                  # update only the words that contain it
             ids, c = words[wi]
@@ -92,7 +122,45 @@ def train_bpe(text: str, vocab_size: int) -> BPETokenizer:
             for p in zip(ids, ids[1:]): counts[p] += c; where[p].add(wi)
     return BPETokenizer(merges)
 
-# %% ../../nbs/32_tokenization.ipynb 19
+# %% ../../nbs/32_tokenization.ipynb 24
+def check_most_frequent_pair(exercise, fn) -> bool:
+    "Exercise: `fn(ids)` returns the most frequent adjacent pair (overlapping pairs count, e.g. 5 5 5 holds (5, 5) twice)."
+    cases = [[1, 2, 3, 1, 2, 4, 1, 2], [5, 5, 5, 6], [7, 1, 2, 1, 2, 9], [3, 4, 9, 4, 9, 9, 4, 9]]
+    expected = [(1, 2), (5, 5), (1, 2), (4, 9)]
+    try: got = [tuple(r) if isinstance(r, (tuple, list)) else r for r in map(fn, cases)]
+    except Exception as e: got = f'{type(e).__name__}: {e}'
+    return check_equal(exercise, got, expected,
+                       hint='count every adjacent pair zip(ids, ids[1:]) (pairs, not single ids; overlapping ones too) '
+                            'with a Counter and return the pair with the largest count')
+
+def check_merge_result(exercise, merged) -> bool:
+    "Exercise: the result of merge_pair([97, 97, 97, 98], (97, 97), 256), worked out by hand."
+    return check_equal(exercise, list(merged) if isinstance(merged, (list, tuple)) else merged,
+                       merge_pair([97, 97, 97, 98], (97, 97), 256),
+                       hint='merges go left to right without overlapping: the first two 97s become 256; '
+                            'the third 97 has no partner left, so it stays')
+
+def check_byte_tokens(exercise, n_tokens) -> bool:
+    "Exercise: how many byte tokens '大模型' takes with no merges."
+    return check_equal(exercise, n_tokens, len(BPETokenizer({}).encode('大模型')),
+                       hint='one token per UTF-8 byte, not per character: len(text.encode("utf-8"))')
+
+def check_sgns_one(exercise, fn) -> bool:
+    "Exercise: the skip-gram negative-sampling loss of one center vector, against `sgns_loss`."
+    g = torch.Generator().manual_seed(0)
+    got, want = [], []
+    for K in (1, 5):
+        v, up, un = torch.randn(8, generator=g), torch.randn(8, generator=g), torch.randn(K, 8, generator=g)
+        want.append(sgns_loss(torch.cat([(up @ v)[None], un @ v])[None]))
+        try: got.append(torch.as_tensor(fn(v, up, un)).reshape(()))
+        except Exception as e:
+            return check_true(exercise, False, 'a scalar loss', got=f'{type(e).__name__}: {e}',
+                              hint='v has shape (d,), u_pos (d,), u_neg (K, d): u_neg @ v has shape (K,)')
+    return check_close(exercise, torch.stack(got), torch.stack(want),
+                       hint='-log sigma(u_pos . v) - sum_k log sigma(-u_neg[k] . v): the minus sign goes inside the '
+                            'sigma for the negatives')
+
+# %% ../../nbs/32_tokenization.ipynb 32
 def train_hf_bpe(text: str, vocab_size: int):
     "A `tokenizers` byte-level BPE (GPT-2 style, no special tokens) trained on `text` with `vocab_size` ids."
     from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
@@ -110,7 +178,7 @@ def chars_per_token(encode, text: str) -> float:
     if n == 0: raise ValueError("the text encodes to no tokens: pass a non-empty text")
     return len(text) / n
 
-# %% ../../nbs/32_tokenization.ipynb 32
+# %% ../../nbs/32_tokenization.ipynb 45
 def noise_distribution(counts: torch.Tensor, power: float = 0.75) -> torch.Tensor:
     "word2vec's negative-sampling distribution: unigram counts raised to `power`, normalised."
     if (counts < 0).any() or counts.sum() <= 0: raise ValueError("counts must be non-negative with a positive sum")

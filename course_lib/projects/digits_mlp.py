@@ -10,39 +10,55 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset, DataLoader
 from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
+from ..core import load_digits_splits, tensor_loader   # the toolkit's digits splits (chapter 00)
+from ..train.learner import MLP                        # and its MLP (chapter 02)
 
 # %% auto 0
-__all__ = ['load_digits_splits', 'tensor_loader', 'MLP', 'finetune_model']
+__all__ = ['finetune_model', 'check_count_trainable', 'check_n_params', 'check_test_accuracy']
 
-# %% ../../nbs/40_digits_mlp.ipynb 7
-def load_digits_splits(test_size: float = 0.2, valid_size: float = 0.2, seed: int = 0) -> dict:
-    "scikit-learn's 8x8 digits as float tensors in [0, 1], split stratified into train / valid / test."
-    X, y = load_digits(return_X_y=True)
-    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
-    X_train, X_valid, y_train, y_valid = train_test_split(
-        X_rest, y_rest, test_size=valid_size / (1 - test_size), stratify=y_rest, random_state=seed)
-    t = lambda a: torch.tensor(a / 16.0, dtype=torch.float32)
-    l = lambda a: torch.tensor(a, dtype=torch.long)
-    return {'train': (t(X_train), l(y_train)), 'valid': (t(X_valid), l(y_valid)), 'test': (t(X_test), l(y_test))}
-
-def tensor_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 32, shuffle: bool = False) -> DataLoader:
-    "A DataLoader over (X, y) tensors."
-    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle)
-
-# %% ../../nbs/40_digits_mlp.ipynb 10
-class MLP(nn.Module):
-    "Multilayer perceptron: Linear -> ReLU (-> Dropout) -> Linear."
-    def __init__(self, n_in: int = 64, n_hidden: int = 500, n_out: int = 10, dropout: float = 0.0):
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Dropout(dropout))
-        self.head = nn.Linear(n_hidden, n_out)
-    def forward(self, x): return self.head(self.body(x.flatten(1)))
-
-# %% ../../nbs/40_digits_mlp.ipynb 24
+# %% ../../nbs/40_digits_mlp.ipynb 25
 def finetune_model(pretrained: MLP, n_out: int) -> MLP:
     "A new MLP with a copy of `pretrained`'s body and a freshly initialised `n_out`-way head."
     hidden = pretrained.head.in_features
     model = MLP(pretrained.body[0].in_features, hidden, n_out, dropout=pretrained.body[2].p)
     model.body.load_state_dict(pretrained.body.state_dict())
     return model
+
+# %% ../../nbs/40_digits_mlp.ipynb 28
+from ..teach.exercises import check_equal, check_true
+
+def check_count_trainable(exercise, fn) -> bool:
+    "Check `fn(model)` -> number of trainable parameters, on a frozen-body MLP and on a fully trainable one."
+    frozen = MLP(n_out=5); frozen.body.requires_grad_(False)
+    got = [fn(frozen), fn(MLP(n_out=5))]
+    want = [sum(p.numel() for p in m.parameters() if p.requires_grad) for m in (frozen, MLP(n_out=5))]
+    return check_equal(exercise, [int(g) for g in got], want,
+                       hint='sum p.numel() (the number of numbers, not of tensors) over model.parameters() whose '
+                            'requires_grad is True')
+
+def check_n_params(exercise, n_params) -> bool:
+    "Check the parameter count of the 64-500-10 MLP."
+    return check_equal(exercise, n_params, sum(p.numel() for p in MLP().parameters()),
+                       hint='two layers: 64*500 weights + 500 biases, then 500*10 weights + 10 biases')
+
+def check_test_accuracy(exercise, fn, model, X, y) -> bool:
+    """Check `fn(model, X, y)` -> accuracy: run it on a copy of `model`'s weights with dropout 0.5, started in training
+    mode, and require the eval-mode accuracy, no gradient recorded in the forward pass, and training mode restored."""
+    probe = MLP(model.body[0].in_features, model.head.in_features, model.head.out_features, dropout=0.5)
+    probe.load_state_dict(model.state_dict())
+    probe.eval()
+    with torch.no_grad(): want = (probe(X).argmax(1) == y).float().mean().item()
+    grad_seen = []
+    hook = probe.register_forward_hook(lambda m, i, o: grad_seen.append(torch.is_grad_enabled()))
+    probe.train()
+    try: got = float(fn(probe, X, y))
+    finally: hook.remove()
+    problems = []
+    if abs(got - want) > 1e-6: problems.append(f"accuracy {got:.4f}, in eval mode it is {want:.4f} (dropout still on?)")
+    if any(grad_seen): problems.append('gradients were recorded during the forward pass (no torch.no_grad())')
+    if not grad_seen: problems.append('the model was never called')
+    if not probe.training: problems.append('the model was left in eval mode')
+    return check_true(exercise, not problems, 'eval-mode accuracy, computed without gradients, training mode restored',
+                      got='; '.join(problems) or None,
+                      hint='remember model.training, call model.eval(), compute under torch.no_grad(), '
+                           'then model.train(was_training)')

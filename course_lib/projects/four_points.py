@@ -9,7 +9,8 @@ import torch
 import numpy as np
 
 # %% auto 0
-__all__ = ['four_point_data', 'predict_proba_fn', 'plot_decision_boundary', 'accuracy_interval']
+__all__ = ['four_point_data', 'check_possible_accuracies', 'check_boundary', 'predict_proba_fn', 'plot_decision_boundary',
+           'accuracy_interval', 'check_n_needed']
 
 # %% ../../nbs/41_four_points.ipynb 5
 def four_point_data() -> dict:
@@ -20,7 +21,31 @@ def four_point_data() -> dict:
     y_test = torch.tensor([[0.], [1.]])
     return {'train': (X_train, y_train), 'test': (X_test, y_test)}
 
-# %% ../../nbs/41_four_points.ipynb 19
+# %% ../../nbs/41_four_points.ipynb 9
+from ..teach.exercises import check_equal, check_close
+
+def check_possible_accuracies(exercise, fn) -> bool:
+    "Check `fn(n)` -> sorted list of every accuracy k/n an n-point test set can give, for several n."
+    ns = (1, 2, 4, 5)
+    try: got = [[round(float(a), 12) for a in fn(n)] for n in ns]
+    except Exception as e: got = f"{type(e).__name__}: {e}"
+    return check_equal(exercise, got, [[round(k / n, 12) for k in range(n + 1)] for n in ns],
+                       hint='k / n for k = 0, 1, ..., n: both 0 and 1 included, n + 1 values in all')
+
+# %% ../../nbs/41_four_points.ipynb 17
+def check_boundary(exercise, fn, w, b) -> bool:
+    "Check `fn(w, b, x1)` -> x2 on the line w1*x1 + w2*x2 + b = 0, for the given (w, b) and for a second line."
+    x1 = torch.linspace(-2, 2, 5)
+    got, want = [], []
+    for w_, b_ in [(torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)),
+                   (torch.tensor([1.5, -0.5]), torch.tensor(0.3))]:
+        x2 = torch.as_tensor(fn(w_, b_, x1), dtype=torch.float32)
+        got.append(w_[0] * x1 + w_[1] * x2 + b_)                # zero on the line
+        want.append(torch.zeros(5))
+    return check_close(exercise, torch.stack(got), torch.stack(want), atol=1e-4,
+                       hint='solve w1*x1 + w2*x2 + b = 0 for x2: x2 = -(w1*x1 + b) / w2 (mind the sign and the bias)')
+
+# %% ../../nbs/41_four_points.ipynb 22
 def predict_proba_fn(model: torch.nn.Module):
     "A function mapping an (N, 2) tensor to P(class 1), using `model`'s single logit, in eval mode, without gradients."
     def proba(X: torch.Tensor) -> torch.Tensor:
@@ -53,7 +78,7 @@ def plot_decision_boundary(proba, X: torch.Tensor, y: torch.Tensor, ax=None, mar
     if title: ax.set_title(title, fontsize=9)
     return ax
 
-# %% ../../nbs/41_four_points.ipynb 25
+# %% ../../nbs/41_four_points.ipynb 28
 def accuracy_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     "Wilson score interval (95 % for the default z, the normal 97.5 % quantile) for an accuracy of `correct` out of `n` test examples."
     if n <= 0: raise ValueError(f"accuracy_interval needs at least one test example, got n={n}")
@@ -62,3 +87,11 @@ def accuracy_interval(correct: int, n: int, z: float = 1.959963984540054) -> tup
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+# %% ../../nbs/41_four_points.ipynb 32
+def check_n_needed(exercise, n_needed) -> bool:
+    "Check the smallest multiple of 10 for which a 90 % accuracy (k = 0.9n) has a Wilson interval narrower than 0.1."
+    width = lambda n: (lambda lo_hi: lo_hi[1] - lo_hi[0])(accuracy_interval(int(0.9 * n), n))
+    want = next(n for n in range(10, 100_000, 10) if width(n) < 0.1)
+    return check_equal(exercise, n_needed, want,
+                       hint='loop n = 10, 20, ... and stop at the FIRST n whose width (hi - lo) is below 0.1')

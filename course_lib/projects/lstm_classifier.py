@@ -12,7 +12,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import Dataset
 
 # %% auto 0
-__all__ = ['tokenize_words', 'Vocab', 'TextDataset', 'pad_collate', 'LSTMClassifier', 'confusion_matrix', 'macro_f1']
+__all__ = ['tokenize_words', 'Vocab', 'check_encode_with_unk', 'TextDataset', 'pad_collate', 'LSTMClassifier', 'check_pad_batch',
+           'confusion_matrix', 'macro_f1', 'check_f1_per_class']
 
 # %% ../../nbs/43_lstm_classifier.ipynb 10
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -43,7 +44,23 @@ class Vocab:
     def decode(self, ids) -> str:
         return ' '.join(self.itos[int(i)] for i in ids if int(i) != self.PAD)
 
-# %% ../../nbs/43_lstm_classifier.ipynb 16
+# %% ../../nbs/43_lstm_classifier.ipynb 14
+from ..teach.exercises import check_close, check_equal
+
+def _try(fn, *args, **kw):
+    "Call fn; on an exception return its description (so a checker prints FAIL with the error instead of crashing)."
+    try: return fn(*args, **kw)
+    except Exception as e: return f"{type(e).__name__}: {e}"
+
+def check_encode_with_unk(exercise, fn) -> bool:
+    "Check `fn(tokens, stoi)` -> ids, with 1 (the unknown id) for tokens missing from `stoi`, none dropped."
+    stoi = {'<pad>': 0, '<unk>': 1, 'the': 2, 'cat': 3, 'sat': 4}
+    tokens = ['the', 'dog', 'cat', 'sat', 'the', 'qqqzzz']
+    got = _try(fn, tokens, stoi)
+    return check_equal(exercise, list(got) if isinstance(got, (list, tuple)) else got, [2, 1, 3, 4, 2, 1],
+                       hint='stoi.get(token, 1): 1 for a missing token (not 0, the padding id; and do not drop it)')
+
+# %% ../../nbs/43_lstm_classifier.ipynb 18
 class TextDataset(Dataset):
     "Texts encoded with a `Vocab` (cut to `max_len` tokens, at least one token) and integer labels: items are (ids, label)."
     def __init__(self, texts, labels, vocab: Vocab, max_len: int = 64):
@@ -79,7 +96,23 @@ class LSTMClassifier(nn.Module):
     def forward(self, ids, lengths):
         return self.head(self.drop(self.features(ids, lengths)))
 
-# %% ../../nbs/43_lstm_classifier.ipynb 24
+# %% ../../nbs/43_lstm_classifier.ipynb 21
+def check_pad_batch(exercise, fn) -> bool:
+    "Check `fn(seqs, pad_id=0)` -> (right-padded (B, T) ids, lengths), with the default and with another pad id."
+    seqs = [torch.tensor([5, 6, 7]), torch.tensor([8]), torch.tensor([9, 10, 11, 12, 13]), torch.tensor([14, 15])]
+    lengths = torch.tensor([3, 1, 5, 2])
+    got = []
+    for pad in (0, 99):
+        out = _try(fn, seqs) if pad == 0 else _try(fn, seqs, pad_id=pad)
+        if isinstance(out, str): got.append(out); continue
+        ids, lens = out
+        got.append((torch.as_tensor(ids).tolist(), torch.as_tensor(lens).tolist()))
+    want = [(nn.utils.rnn.pad_sequence(seqs, batch_first=True, padding_value=pad).tolist(), lengths.tolist()) for pad in (0, 99)]
+    return check_equal(exercise, got, want,
+                       hint='torch.full((B, longest), pad_id), copy each sequence into the START of its row (right '
+                            'padding), and return the true lengths, not the padded one')
+
+# %% ../../nbs/43_lstm_classifier.ipynb 27
 def confusion_matrix(preds, labels, n_classes: int) -> torch.Tensor:
     "(n_classes, n_classes) counts: row = true class, column = predicted class."
     preds, labels = torch.as_tensor(preds).reshape(-1), torch.as_tensor(labels).reshape(-1)
@@ -92,3 +125,14 @@ def macro_f1(preds, labels, n_classes: int) -> float:
     tp = cm.diag(); denom = cm.sum(0) + cm.sum(1)              # 2TP + FP + FN
     f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
     return f1.mean().item()
+
+# %% ../../nbs/43_lstm_classifier.ipynb 30
+def check_f1_per_class(exercise, f1, cm) -> bool:
+    "Check per-class F1 = 2TP / (2TP + FP + FN) from the confusion matrix `cm` (rows: true class, columns: predicted)."
+    cm = torch.as_tensor(cm).double()
+    tp = cm.diag()
+    want = 2 * tp / (cm.sum(0) + cm.sum(1)).clamp(min=1e-12)
+    return check_close(exercise, torch.as_tensor(f1, dtype=torch.float64).reshape(-1) if not isinstance(f1, str) else f1,
+                       want, atol=1e-9,
+                       hint='one value per class; column sums are TP + FP, row sums are TP + FN, so 2TP + FP + FN = '
+                            'column sum + row sum (F1 is not precision, not recall, not TP/(TP+FP+FN))')

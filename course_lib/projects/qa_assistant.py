@@ -13,7 +13,8 @@ from .semantic_search import encode_texts, VectorIndex
 
 # %% auto 0
 __all__ = ['FALLBACK_ANSWER', 'NONE_LABEL', 'FIELDS', 'load_faq', 'load_faq_questions', 'split_questions', 'faq_texts',
-           'split_sentences', 'FAQAssistant', 'qa_metrics', 'choose_threshold']
+           'split_sentences', 'as_question_list', 'FAQAssistant', 'qa_metrics', 'expected_cost', 'choose_threshold',
+           'check_refusal_rates', 'check_hit_rates', 'check_extended_faq']
 
 # %% ../../nbs/46_qa_assistant.ipynb 5
 FALLBACK_ANSWER = ("Sorry, I don't know the answer to that. I have passed your question to a colleague, "
@@ -83,7 +84,21 @@ def split_sentences(text: str) -> list[str]:
     "Split an answer into sentences at '.', '!' or '?' followed by a space (keeps the punctuation)."
     return [s.strip() for s in re.split(r'(?<=[.!?])\s+', text.strip()) if s.strip()]
 
-# %% ../../nbs/46_qa_assistant.ipynb 23
+# %% ../../nbs/46_qa_assistant.ipynb 24
+def as_question_list(questions) -> list[str]:
+    "`questions` (a string or an iterable of strings) as a non-empty list of non-blank strings; errors say what to pass."
+    if isinstance(questions, str): questions = [questions]
+    else:
+        try: questions = list(questions)
+        except TypeError: raise TypeError(f"a question must be a string (or a list of strings), "
+                                          f"got {type(questions).__name__}") from None
+    if not questions: raise ValueError("no questions given: pass a string or a non-empty list of strings")
+    for q in questions:
+        if not isinstance(q, str): raise TypeError(f"a question must be a string, got {type(q).__name__}")
+        if not q.strip(): raise ValueError("the question is empty: type a question before asking")
+    return questions
+
+# %% ../../nbs/46_qa_assistant.ipynb 25
 class FAQAssistant:
     """Answer questions from a FAQ knowledge base: embed the entries with a sentence encoder, return the stored answer
     of the most similar entry, or `FALLBACK_ANSWER` when its cosine score is below `threshold` (None: never refuse)."""
@@ -100,22 +115,9 @@ class FAQAssistant:
 
     def __repr__(self): return f"FAQAssistant({len(self.faq)} entries, fields={self.fields!r}, threshold={self.threshold})"
 
-    @staticmethod
-    def _check(questions) -> list[str]:
-        if isinstance(questions, str): questions = [questions]
-        else:
-            try: questions = list(questions)
-            except TypeError: raise TypeError(f"a question must be a string (or a list of strings), "
-                                              f"got {type(questions).__name__}") from None
-        if not questions: raise ValueError("no questions given: pass a string or a non-empty list of strings")
-        for q in questions:
-            if not isinstance(q, str): raise TypeError(f"a question must be a string, got {type(q).__name__}")
-            if not q.strip(): raise ValueError("the question is empty: type a question before asking")
-        return questions
-
     def embed(self, questions) -> torch.Tensor:
         "Unit vectors (n, dim) of the questions."
-        return encode_texts(self.encoder, self.tokenizer, self._check(questions), self.batch_size, self.device)
+        return encode_texts(self.encoder, self.tokenizer, as_question_list(questions), self.batch_size, self.device)
 
     def retrieve(self, questions, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
         "(scores, positions), each (n_questions, k), best first; positions index `self.faq`."
@@ -151,7 +153,7 @@ class FAQAssistant:
         return {'answer': answer, 'faq_id': entry['id'], 'matched_question': entry['question'],
                 'score': score, 'fallback': False}
 
-# %% ../../nbs/46_qa_assistant.ipynb 28
+# %% ../../nbs/46_qa_assistant.ipynb 30
 def qa_metrics(pred_ids, scores, labels, threshold: float | None = None) -> dict:
     """Evaluate top-1 predictions (`pred_ids`, made with the fallback off) with top `scores` against `labels`
     ('none' = out of scope) when questions scoring below `threshold` are refused (None: never refuse)."""
@@ -164,18 +166,62 @@ def qa_metrics(pred_ids, scores, labels, threshold: float | None = None) -> dict
     right = torch.tensor([p == l for p, l in zip(pred_ids, labels)]) & ans
     refused = torch.zeros(len(labels), dtype=torch.bool) if threshold is None else scores < threshold
     rate = lambda num, den: num.sum().item() / den.sum().item() if den.any() else float('nan')
+    wrong = (ans & ~right & ~refused) | (~ans & ~refused)             # a confident wrong answer
     return {'top1_accuracy': rate(right, ans), 'answered_correctly': rate(right & ~refused, ans),
             'answerable_wrongly_refused': rate(refused & ans, ans),
             'out_of_scope_refused': rate(refused & ~ans, ~ans),
             'overall_success': ((right & ~refused).sum() + (refused & ~ans).sum()).item() / len(labels),
-            'n_answerable': int(ans.sum()), 'n_out_of_scope': int((~ans).sum())}
+            'confident_wrong': wrong.sum().item() / len(labels),
+            'misrouted_caught': rate(refused & ans & ~right, ans & ~right),
+            'n_answerable': int(ans.sum()), 'n_out_of_scope': int((~ans).sum()), 'n_misrouted': int((ans & ~right).sum())}
 
-def choose_threshold(pred_ids, scores, labels, thresholds=None) -> tuple[float, list[dict]]:
-    """The threshold with the best overall success (right answers + refused out-of-scope questions) and the table of
-    qa_metrics for every candidate (default: 0, 0.01, ..., 1). Ties: the middle of the best candidates."""
+def expected_cost(metrics: dict, wrong_cost: float = 1.0) -> float:
+    """Mean cost per question from `qa_metrics`: 1 per refused answerable question, `wrong_cost` per confident
+    wrong answer, 0 for a right answer or a refused out-of-scope question."""
+    n = metrics['n_answerable'] + metrics['n_out_of_scope']
+    return (metrics['answerable_wrongly_refused'] * metrics['n_answerable'] / n + wrong_cost * metrics['confident_wrong'])
+
+def choose_threshold(pred_ids, scores, labels, thresholds=None, wrong_cost: float = 1.0) -> tuple[float, list[dict]]:
+    """The threshold with the lowest `expected_cost` (a confident wrong answer costs `wrong_cost` refusals) and the
+    table of qa_metrics (plus 'cost') for every candidate (default: 0, 0.01, ..., 1). Ties: the middle of the best.
+    With wrong_cost=1 this maximises overall success (right answers + refused out-of-scope questions)."""
+    if wrong_cost < 0: raise ValueError(f"wrong_cost must be >= 0, got {wrong_cost}")
     thresholds = [i / 100 for i in range(101)] if thresholds is None else [float(t) for t in thresholds]
     if not thresholds: raise ValueError("thresholds is empty")
-    table = [{'threshold': t, **qa_metrics(pred_ids, scores, labels, t)} for t in sorted(thresholds)]
-    best = max(r['overall_success'] for r in table)
-    tied = [r['threshold'] for r in table if r['overall_success'] >= best - 1e-12]
+    table = []
+    for t in sorted(thresholds):
+        m = qa_metrics(pred_ids, scores, labels, t)
+        table.append({'threshold': t, **m, 'cost': expected_cost(m, wrong_cost)})
+    best = min(r['cost'] for r in table)
+    tied = [r['threshold'] for r in table if r['cost'] <= best + 1e-12]
     return tied[len(tied) // 2], table
+
+# %% ../../nbs/46_qa_assistant.ipynb 39
+from ..teach.exercises import check_close, check_true
+
+def check_refusal_rates(exercise, oos_refused, wrongly_refused, scores, labels, threshold: float) -> bool:
+    "Check the two refusal shares of Exercise 1 against `qa_metrics` (refused = score strictly below `threshold`)."
+    ref = qa_metrics(['?'] * len(labels), scores, labels, threshold)
+    return check_close(exercise, [float(oos_refused), float(wrongly_refused)],
+                       [ref['out_of_scope_refused'], ref['answerable_wrongly_refused']], atol=1e-9,
+                       hint='split the questions by label first (each share has its own group as denominator); '
+                            'a question is refused when its score is strictly below the threshold')
+
+def check_hit_rates(exercise, top1, hit3, ranked, gold) -> bool:
+    "Check top-1 accuracy and hit@3 of Exercise 2 for `ranked` id lists (best first) and `gold` ids."
+    rel = torch.tensor([[x == g for x in r[:3]] + [False] * (3 - len(r[:3])) for r, g in zip(ranked, gold)])
+    return check_close(exercise, [float(top1), float(hit3)], [rel[:, 0].float().mean().item(), rel.any(1).float().mean().item()],
+                       atol=1e-9, hint='top-1 counts questions whose first id is right; hit@3 those whose right id is '
+                                       'anywhere in the top 3; both divide by the number of questions')
+
+def check_extended_faq(exercise, bot2, threshold) -> bool:
+    "Check Exercise 3: `bot2` answers the coffee question from a 'coffee' entry, keeps `threshold`, still refuses out of scope."
+    problems = []
+    if threshold is not None and bot2.threshold != threshold: problems.append(f"threshold {bot2.threshold}, not {threshold}")
+    r = bot2.ask('Can I buy ground coffee from you?')
+    if r['fallback'] or r['faq_id'] != 'coffee': problems.append(f"the coffee question got {r['faq_id']!r} (fallback {r['fallback']})")
+    if not bot2.ask('What is the capital of Australia?')['fallback']: problems.append('an out-of-scope question is answered')
+    return check_true(exercise, not problems, "the coffee entry answers the coffee question; the fallback still refuses "
+                      "out-of-scope questions at the same threshold", got='; '.join(problems) or None,
+                      hint="add a dict with keys id, question, answer to the FAQ list and build a new FAQAssistant from it "
+                           "with bot's fields and threshold")

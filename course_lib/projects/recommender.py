@@ -12,7 +12,7 @@ import torch.nn.functional as F
 # %% auto 0
 __all__ = ['simulate_interactions', 'split_interactions', 'interaction_matrix', 'recall_at_k', 'ndcg_at_k', 'mask_seen',
            'popularity_scores', 'MatrixFactorization', 'bpr_loss', 'sample_negatives', 'NegativeSampler', 'recommend',
-           'fold_in_users']
+           'fold_in_users', 'covisit_scores', 'check_recall', 'check_ndcg', 'check_top_k_unseen']
 
 # %% ../../nbs/47_recommender.ipynb 5
 def simulate_interactions(n_users: int = 300, n_items: int = 200, dim: int = 8, mean_per_user: float = 20.0,
@@ -207,3 +207,59 @@ def fold_in_users(model: MatrixFactorization, known: torch.Tensor, n_neg: int = 
                     + l2 * (p ** 2).sum(1)).sum()
             opt.zero_grad(); loss.backward(); opt.step()
     return (p @ Q.T + ci + cu + mu).detach()
+
+def covisit_scores(known: torch.Tensor, train_m: torch.Tensor) -> torch.Tensor:
+    """Co-visitation scores (m, n_items) for m new users with `known` (boolean (m, n_items)) clicks.
+
+    Score of item j = sum over the known items i of P(j | i), the share of training users (rows of the boolean
+    `train_m`) who had i and also had j, plus the item's training count / (max count + 1) < 1 as a tie-break
+    (so with no known item the ranking is exactly the popularity ranking)."""
+    t = train_m.float()
+    counts = t.sum(0)
+    cond = (t.T @ t) / counts.clamp(min=1)[:, None]          # cond[i, j] = P(j | i) among training users
+    cond.fill_diagonal_(0)
+    return known.float() @ cond + counts / (counts.max() + 1)
+
+# %% ../../nbs/47_recommender.ipynb 57
+from ..teach.exercises import check_close, check_equal
+
+def _exercise_cases(seed: int = 0):
+    "Score and relevance matrices with users that have 0, fewer than k, exactly k and more than k relevant items."
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randn(6, 12, generator=g) - 1.0                # mostly negative scores
+    relevant = torch.zeros(6, 12, dtype=torch.bool)
+    for row, n in enumerate([0, 1, 2, 3, 5, 8]):
+        relevant[row, torch.randperm(12, generator=g)[:n]] = True
+    return scores, relevant
+
+def check_recall(exercise, fn) -> bool:
+    "Check `fn(scores, relevant, k)` -> mean recall@k against `recall_at_k` on users with 0, few and many relevant items."
+    scores, relevant = _exercise_cases()
+    got = [float(fn(scores, relevant, k)) for k in (3, 5)]
+    return check_close(exercise, got, [recall_at_k(scores, relevant, k) for k in (3, 5)], atol=1e-6,
+                       hint='per user: hits in the top k divided by min(#relevant, k) (not #relevant, not k); '
+                            'average only over users with at least one relevant item')
+
+def check_ndcg(exercise, fn) -> bool:
+    "Check `fn(hits, n_relevant, k)` -> NDCG@k of one list, with n_relevant below, equal to and above k."
+    cases = [([0, 1, 1, 0, 1], 3, 3), ([0, 1, 0, 0, 1], 2, 5), ([1, 1, 0], 5, 3), ([0, 0, 0, 1], 1, 4)]
+    got, want = [], []
+    for hits, n_rel, k in cases:
+        got.append(float(fn(list(hits), n_rel, k)))
+        rel = torch.zeros(1, len(hits) + n_rel, dtype=torch.bool)
+        rel[0, :len(hits)] = torch.tensor(hits, dtype=torch.bool)
+        rel[0, len(hits):len(hits) + n_rel - sum(hits)] = True          # relevant items the list did not show
+        order = torch.arange(rel.shape[1], 0, -1).float()[None]         # the list ranks items in index order
+        want.append(ndcg_at_k(order, rel, k))
+    return check_close(exercise, got, want, atol=1e-6,
+                       hint='DCG sums hits[j] / log2(j + 2) for j = 0..k-1; the ideal list has min(n_relevant, k) '
+                            'hits first (not k of them, not n_relevant of them)')
+
+def check_top_k_unseen(exercise, fn) -> bool:
+    "Check `fn(scores, seen, k)` -> (n_users, k) indices of the best unseen items, with negative scores present."
+    scores, _ = _exercise_cases(1)
+    seen = torch.zeros_like(scores, dtype=torch.bool); seen[:, ::3] = True; seen[0, :6] = True
+    got = fn(scores, seen, 4)
+    return check_equal(exercise, torch.as_tensor(got).tolist(), mask_seen(scores, seen).topk(4, dim=1).indices.tolist(),
+                       hint='set the scores of seen items to -inf (not 0: scores can be negative) before topk, '
+                            'and return exactly k items per row')

@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 
 # %% auto 0
-__all__ = ['RISK_DATASETS', 'load_risk_dataset', 'RiskMLP', 'roc_auc', 'roc_points', 'calibration_bins', 'plot_calibration',
-           'confusion_at', 'expected_cost', 'best_threshold']
+__all__ = ['RISK_DATASETS', 'load_risk_dataset', 'RiskMLP', 'roc_auc', 'roc_points', 'check_auc', 'calibration_bins',
+           'plot_calibration', 'confusion_at', 'expected_cost', 'best_threshold', 'check_cost', 'check_recall_interval']
 
 # %% ../../nbs/42_risk_scoring.ipynb 5
 def _breast_cancer():
@@ -82,7 +82,23 @@ def roc_points(scores, labels):
     zero = torch.zeros(1, dtype=torch.float64)
     return torch.cat([zero, fpr.double()]), torch.cat([zero, tpr.double()]), torch.cat([torch.tensor([float('inf')]).double(), thr])
 
-# %% ../../nbs/42_risk_scoring.ipynb 25
+# %% ../../nbs/42_risk_scoring.ipynb 21
+from ..teach.exercises import check_close
+
+def _toy_scores(seed: int = 0):
+    "Integer-valued scores (many ties across classes) and 0/1 labels, for the exercise checkers."
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 5, (200,), generator=g).float() / 4, torch.randint(0, 2, (200,), generator=g)
+
+def check_auc(exercise, fn) -> bool:
+    "Check `fn(scores, labels)` -> ROC-AUC against `roc_auc` on scores with many ties between the classes."
+    s, y = _toy_scores()
+    got = [float(fn(s, y)), float(fn(s[:40], y[:40]))]
+    return check_close(exercise, got, [roc_auc(s, y), roc_auc(s[:40], y[:40])], atol=1e-9,
+                       hint='mean over all (positive, negative) pairs of 1[s_pos > s_neg] + 0.5 * 1[s_pos == s_neg]: '
+                            'ties count one half, and the mean is over pairs, not over cases')
+
+# %% ../../nbs/42_risk_scoring.ipynb 26
 def calibration_bins(probs, labels, n_bins: int = 10) -> dict:
     "Equal-width bins of predicted probability: per non-empty bin, the mean prediction, observed positive rate and count; plus the ECE."
     p, y = torch.as_tensor(probs).reshape(-1).double(), torch.as_tensor(labels).reshape(-1).double()
@@ -106,7 +122,7 @@ def plot_calibration(results: dict, ax=None, n_bins: int = 10):
     ax.set_xlabel('mean predicted probability'); ax.set_ylabel('observed positive rate'); ax.legend(fontsize=7)
     return ax
 
-# %% ../../nbs/42_risk_scoring.ipynb 30
+# %% ../../nbs/42_risk_scoring.ipynb 31
 def confusion_at(probs, labels, threshold: float = 0.5) -> dict:
     "TP, FP, TN, FN, precision, recall (TPR) and FPR when predicting positive for probs >= threshold."
     p, y = torch.as_tensor(probs).reshape(-1), torch.as_tensor(labels).reshape(-1) > 0.5
@@ -130,3 +146,21 @@ def best_threshold(probs, labels, cost_fp: float = 1.0, cost_fn: float = 1.0) ->
     candidates = torch.cat([torch.tensor([0.0, 1.0 + 1e-9, bayes], dtype=torch.float64), u, (u[1:] + u[:-1]) / 2])
     costs = [(expected_cost(probs, labels, float(t), cost_fp, cost_fn), abs(float(t) - bayes), float(t)) for t in candidates]
     return min(costs)[2]
+
+# %% ../../nbs/42_risk_scoring.ipynb 33
+def check_cost(exercise, fn) -> bool:
+    "Check `fn(probs, labels, t, c_fp, c_fn)` against `expected_cost`, with scores exactly at t and unequal costs."
+    s, y = _toy_scores(1)
+    cases = [(0.5, 1.0, 20.0), (0.25, 3.0, 1.0), (0.0, 1.0, 5.0), (1.01, 1.0, 5.0)]
+    return check_close(exercise, [float(fn(s, y, t, a, b)) for t, a, b in cases],
+                       [expected_cost(s, y, t, a, b) for t, a, b in cases], atol=1e-12,
+                       hint='flag cases with probability >= t (at t counts as flagged); FP: flagged but negative, '
+                            'costs c_fp; FN: not flagged but positive, costs c_fn; divide by the number of cases')
+
+def check_recall_interval(exercise, interval, probs, labels, threshold: float) -> bool:
+    "Check Exercise 3: the Wilson interval of the recall at `threshold` (successes tp, trials tp + fn)."
+    from course_lib.projects.four_points import accuracy_interval
+    cm = confusion_at(probs, labels, threshold)
+    return check_close(exercise, [float(v) for v in interval], list(accuracy_interval(cm['tp'], cm['tp'] + cm['fn'])),
+                       atol=1e-12, hint='successes are the true positives, trials are all malignant cases (tp + fn), '
+                                        'not all cases (that is accuracy) and not the flagged ones (that is precision)')

@@ -13,8 +13,9 @@ from ..core import data_path, get_device
 from ..algorithms.finetuning import mean_pool
 
 # %% auto 0
-__all__ = ['load_queries', 'encode_texts', 'VectorIndex', 'relevance_matrix', 'hit_rate_at_k', 'precision_at_k_relevance',
-           'mean_reciprocal_rank', 'tfidf_search']
+__all__ = ['load_queries', 'check_cosine_matrix', 'encode_texts', 'VectorIndex', 'check_top_k_positions', 'relevance_matrix',
+           'hit_rate_at_k', 'precision_at_k_relevance', 'mean_reciprocal_rank', 'check_hit_rate', 'tfidf_search',
+           'content_words', 'bm25_search']
 
 # %% ../../nbs/45_semantic_search.ipynb 6
 def load_queries(path=None) -> tuple[list[str], list[str]]:
@@ -26,7 +27,15 @@ def load_queries(path=None) -> tuple[list[str], list[str]]:
         raise ValueError(f"{path} must be a tab-separated file with the header 'query<TAB>topic'")
     return [r['query'].strip() for r in rows], [r['topic'].strip() for r in rows]
 
-# %% ../../nbs/45_semantic_search.ipynb 24
+# %% ../../nbs/45_semantic_search.ipynb 21
+from ..teach.exercises import check_close, check_equal
+
+def check_cosine_matrix(exercise, C, A, B) -> bool:
+    "Check Exercise 1: `C[i, j]` = cosine of `A[i]` and `B[j]` (rows normalised, not columns; both sides)."
+    return check_close(exercise, C, F.cosine_similarity(A[:, None, :], B[None, :, :], dim=-1), atol=1e-6,
+                       hint='divide each row of A and of B by its own length (dim=1), then multiply A by the transpose of B')
+
+# %% ../../nbs/45_semantic_search.ipynb 26
 def encode_texts(model, tokenizer, texts, batch_size: int = 64, device=None, pooling: str = 'mean',
                  normalize: bool = True, max_length: int = 256, progress: bool = False) -> torch.Tensor:
     """Sentence vectors (len(texts), hidden) on the CPU: batched, eval mode, no_grad, `pooling` 'mean' (masked) or 'cls',
@@ -59,7 +68,7 @@ def encode_texts(model, tokenizer, texts, batch_size: int = 64, device=None, poo
         model.train(was_training)
     return out
 
-# %% ../../nbs/45_semantic_search.ipynb 29
+# %% ../../nbs/45_semantic_search.ipynb 31
 class VectorIndex:
     "Exact cosine-similarity search over stored vectors (brute force with torch.topk), with one payload per vector."
     def __init__(self, dim: int | None = None, normalize: bool = True):
@@ -116,7 +125,14 @@ class VectorIndex:
         idx.vectors, idx.payloads = d['vectors'], list(d['payloads'])
         return idx
 
-# %% ../../nbs/45_semantic_search.ipynb 37
+# %% ../../nbs/45_semantic_search.ipynb 35
+def check_top_k_positions(exercise, top, E, q, k: int = 3) -> bool:
+    "Check Exercise 2: the positions of the `k` rows of `E` most similar to `q`, best first."
+    want = torch.argsort(E @ q, descending=True, stable=True)[:k].tolist()
+    return check_equal(exercise, [int(i) for i in top], want,
+                       hint=f'the scores are E @ q; sort them in descending order and keep the first {k} positions, best first')
+
+# %% ../../nbs/45_semantic_search.ipynb 40
 def relevance_matrix(retrieved_ids, doc_labels, query_labels) -> torch.Tensor:
     "Boolean (n_queries, k): True where the document retrieved at that rank has the query's label."
     retrieved_ids, doc_labels = torch.as_tensor(retrieved_ids), torch.as_tensor(doc_labels)
@@ -146,7 +162,14 @@ def mean_reciprocal_rank(relevant) -> float:
     first = r.argmax(dim=1)                                        # position of the first True (0 if none)
     return torch.where(r.any(dim=1), 1.0 / (first + 1).double(), torch.zeros(len(r), dtype=torch.double)).mean().item()
 
-# %% ../../nbs/45_semantic_search.ipynb 46
+# %% ../../nbs/45_semantic_search.ipynb 43
+def check_hit_rate(exercise, value, rel, k: int) -> bool:
+    "Check Exercise 3: hit rate@k of the boolean relevance matrix `rel` (queries x ranks)."
+    return check_close(exercise, float(value), hit_rate_at_k(rel, k), atol=1e-7,
+                       hint=f'a query counts when any of its first {k} results is relevant (not the share of relevant '
+                            f'results: that is precision); divide by all queries, including those with no hit')
+
+# %% ../../nbs/45_semantic_search.ipynb 50
 def tfidf_search(doc_texts, query_texts, k: int = 5, **vectorizer_kw) -> tuple[torch.Tensor, torch.Tensor]:
     """Lexical baseline: TF-IDF (scikit-learn, fitted on the documents, L2-normalised rows) and exact cosine top-k.
     Returns (scores, ids), each (n_queries, min(k, n_docs)); `vectorizer_kw` go to TfidfVectorizer."""
@@ -156,3 +179,31 @@ def tfidf_search(doc_texts, query_texts, k: int = 5, **vectorizer_kw) -> tuple[t
     S = torch.from_numpy((vec.transform(list(query_texts)) @ D.T).toarray()).float()
     scores, ids = torch.topk(S, min(k, S.shape[1]), dim=1)
     return scores, ids
+
+# %% ../../nbs/45_semantic_search.ipynb 52
+def content_words(text: str) -> list[str]:
+    "Lower-cased letter/digit runs of `text` without English stop words (scikit-learn's list): BM25's tokens."
+    import re
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+    return [w for w in re.findall(r'[a-z0-9]+', text.lower()) if w not in ENGLISH_STOP_WORDS]
+
+def bm25_search(doc_texts, query_texts, k: int = 5, k1: float = 1.5, b: float = 0.75) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lexical baseline: Okapi BM25 scores of every query against every document, and the top-k.
+    Returns (scores, ids), each (n_queries, min(k, n_docs)), best first (ties: lower document id first)."""
+    docs = [content_words(t) for t in doc_texts]
+    if not docs: raise ValueError("no documents: pass at least one document text")
+    col = {w: j for j, w in enumerate(sorted({w for d in docs for w in d}))}
+    rows = [(i, col[w]) for i, d in enumerate(docs) for w in d]
+    tf = torch.zeros(len(docs), len(col), dtype=torch.float64)
+    if rows: tf.index_put_(tuple(torch.tensor(rows).T), torch.ones(len(rows), dtype=torch.float64), accumulate=True)
+    n_docs, df = len(docs), (tf > 0).sum(0).double()
+    idf = torch.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+    length = tf.sum(1, keepdim=True)
+    weight = idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / length.mean().clamp(min=1e-9)))
+    q = torch.zeros(len(query_texts), len(col), dtype=torch.float64)
+    for i, t in enumerate(query_texts):
+        for w in content_words(t):
+            if w in col: q[i, col[w]] += 1
+    S = (q @ weight.T).float()
+    order = torch.argsort(-S, dim=1, stable=True)[:, :min(k, n_docs)]
+    return S.gather(1, order), order

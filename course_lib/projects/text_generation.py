@@ -13,7 +13,8 @@ from ..train.learner import CourseError
 # %% auto 0
 __all__ = ['STRATEGY_NAMES', 'ModelNotFoundError', 'load_lm', 'context_length', 'next_token_logits', 'greedy_decode',
            'apply_temperature', 'top_k_filter', 'top_p_filter', 'apply_repetition_penalty', 'process_logits',
-           'sample_decode', 'beam_search', 'token_logprobs', 'distinct_n', 'tokenizer_vocab_size', 'continue_text']
+           'sample_decode', 'beam_search', 'token_logprobs', 'distinct_n', 'tokenizer_vocab_size', 'continue_text',
+           'check_top_k', 'check_repetition_penalty', 'check_distinct_n']
 
 # %% ../../nbs/44_text_generation.ipynb 5
 class ModelNotFoundError(CourseError, OSError):
@@ -201,3 +202,47 @@ def continue_text(model, tokenizer, prompt: str, max_new_tokens: int = 50, strat
         else: out = sample_decode(model, ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty, seed, V)
     finally: model.train(was_training)
     return tokenizer.decode(out[0, ids.shape[1]:].tolist())
+
+# %% ../../nbs/44_text_generation.ipynb 68
+from ..teach.exercises import check_close, check_equal, check_true
+
+def _try(fn, *args):
+    "Call fn; on an exception return its description, so that a checker prints FAIL instead of crashing."
+    try: return fn(*args)
+    except Exception as e: return f"{type(e).__name__}: {e}"
+
+def check_top_k(exercise, fn) -> bool:
+    "Check `fn(logits, k)` against `top_k_filter`, on random rows and on rows with ties at the k-th largest logit."
+    z = torch.cat([torch.randn(3, 20, generator=torch.Generator().manual_seed(0)),
+                   torch.tensor([[3., 2., 2., 1., 0.] * 4, [0., 5., 1., 5., 1.] * 4])])
+    got = [_try(fn, z.clone(), k) for k in (1, 2, 4)]
+    got = [g.tolist() if isinstance(g, torch.Tensor) else g for g in got]
+    return check_equal(exercise, got, [top_k_filter(z, k).tolist() for k in (1, 2, 4)],
+                       hint='find the k-th largest value of each row (torch.topk or sort) and set every logit BELOW it '
+                            'to -inf: logits equal to it stay, and so do the larger ones')
+
+def check_repetition_penalty(exercise, fn) -> bool:
+    "Check `fn(logits, ids, penalty)` on one sequence against `apply_repetition_penalty`, inputs left unchanged."
+    z = torch.tensor([1.5, -2.0, 0.5, -0.5, 3.0, 0.0, -1.0, 2.0])
+    cases = [([0, 1, 1, 3, 0, 7], 1.5), ([4, 4, 4, 6], 2.0), ([2], 0.5)]
+    got, want = [], []
+    for ids, pen in cases:
+        before = z.clone()
+        out = _try(fn, z, list(ids), pen)
+        got.append(out.tolist() if isinstance(out, torch.Tensor) and torch.equal(z, before) else
+                   'the input logits were changed in place' if isinstance(out, torch.Tensor) else out)
+        z.copy_(before)
+        want.append(apply_repetition_penalty(z[None], torch.tensor([ids]), pen)[0].tolist())
+    return check_equal(exercise, got, want,
+                       hint='penalize each distinct token once (use a set); divide a positive logit by the penalty, '
+                            'multiply a negative one; work on a copy (logits.clone())')
+
+def check_distinct_n(exercise, fn, more_repetitive: str, truth: str) -> bool:
+    "Check `fn(tokens, n)` against `distinct_n` on small cases, and the named more repetitive strategy."
+    cases = [('to be or not to be'.split(), 2), (list('aaaa'), 1), (list('abcabc'), 3), ([1, 2, 1, 2, 1], 2),
+             (list('abcd'), 4)]
+    got = [_try(fn, list(t), n) for t, n in cases]
+    got = [round(float(g), 9) if isinstance(g, (int, float)) else g for g in got]
+    return check_equal(exercise, (got, more_repetitive), ([round(distinct_n(t, n), 9) for t, n in cases], truth),
+                       hint="there are len(tokens) - n + 1 n-grams; 'to be or not to be' has 5 bigrams, 4 of them "
+                            "different; then the strategy with the LOWER mean distinct-2 repeats more")

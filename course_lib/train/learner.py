@@ -18,7 +18,7 @@ __all__ = ['EVENTS', 'CourseError', 'NonFiniteLossError', 'LossInputError', 'Dev
            'check_devices', 'resolve_precision', 'autocast_context', 'compile_supported', 'maybe_compile',
            'warmup_cosine_schedule', 'one_cycle_schedule', 'make_schedule', 'accuracy', 'set_metric', 'Callback',
            'History', 'EarlyStoppingCB', 'in_notebook', 'ProgressCB', 'LivePlotCB', 'plot_history',
-           'default_loss_weight', 'decay_param_groups', 'Learner']
+           'default_loss_weight', 'decay_param_groups', 'Learner', 'MLP']
 
 # %% ../../nbs/02_learner.ipynb 6
 class CourseError(Exception): "Base class of the course's errors: each message names the problem and the fix."
@@ -810,3 +810,12 @@ class Learner:
         if last.get('partial') and last['epoch'] == self.epoch: self.history.epochs[-1] = rec   # a resumed epoch, finished
         else: self.history.epochs.append(rec)
         self.callback('after_epoch')
+
+# %% ../../nbs/02_learner.ipynb 40
+class MLP(nn.Module):
+    "Multilayer perceptron: Linear -> ReLU (-> Dropout) -> Linear."
+    def __init__(self, n_in: int = 64, n_hidden: int = 500, n_out: int = 10, dropout: float = 0.0):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(n_in, n_hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Linear(n_hidden, n_out)
+    def forward(self, x): return self.head(self.body(x.flatten(1)))
