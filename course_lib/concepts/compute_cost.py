@@ -6,12 +6,13 @@
 from __future__ import annotations
 import math
 from ..train.performance import flops_per_token
+from ..teach.exercises import check, check_close
 
 # %% auto 0
 __all__ = ['PF_DAY_FLOPS', 'BYTES_PER_DTYPE', 'OPTIMIZER_STATES', 'TRAINING_PRECISIONS', 'training_flops', 'inference_flops',
            'decoder_params', 'matmul_params', 'transformer_flops_per_token', 'chinchilla_optimal',
            'training_memory_bytes', 'kv_cache_bytes', 'inference_memory_bytes', 'gpu_hours', 'training_cost',
-           'cost_per_1k_requests']
+           'cost_per_1k_requests', 'check_max_params', 'check_tokens_for_budget', 'check_kv_batch', 'check_gpu_time']
 
 # %% ../../nbs/11_compute_cost.ipynb 5
 PF_DAY_FLOPS = 1e15 * 86400      # one petaflop/s-day: 10^15 FLOP/s for the 86,400 seconds of a day
@@ -112,3 +113,42 @@ def cost_per_1k_requests(seconds_per_request: float, price_per_hour: float, conc
     `seconds_per_request` and `concurrency` requests are served at the same time (batching); idle time not included."""
     _positive(seconds_per_request=seconds_per_request, concurrency=concurrency)
     return training_cost(1000 * seconds_per_request / concurrency / 3600.0, price_per_hour)
+
+# %% ../../nbs/11_compute_cost.ipynb 39
+def _ran(exercise, fn, *args, hint=''):
+    "Call the learner's function; an error becomes a FAIL line with the hint instead of a crash."
+    try: return True, fn(*args)
+    except Exception as e: return False, check(exercise, False, 'your function to run', got=f'{type(e).__name__}: {e}', hint=hint)
+
+def check_max_params(exercise, max_params) -> bool:
+    "Exercise 1: `max_params(gpu_bytes, precision, optimizer)` fills `gpu_bytes` with model states, for every setup."
+    hint = 'divide the GPU memory by the bytes that ONE parameter needs with that setup (weights, gradients, optimizer)'
+    got = []
+    for p, o in [('bf16-mixed', 'adamw'), ('fp32', 'sgd'), ('bf16', 'sgd-momentum')]:
+        ok, n = _ran(exercise, max_params, 80e9, p, o, hint=hint)
+        if not ok: return False
+        got.append(training_memory_bytes(n, p, o)['total'])
+    return check_close(exercise, got, [80e9] * 3, rtol=1e-9, hint=hint)
+
+def check_tokens_for_budget(exercise, tokens_for_budget) -> bool:
+    "Exercise 2: `tokens_for_budget(C, N)` inverts C = 6 N D."
+    got = []
+    for n, c in [(7e9, 3.14e23), (1e6, 6e12)]:
+        ok, d = _ran(exercise, tokens_for_budget, c, n, hint='invert C = 6 N D for D')
+        if not ok: return False
+        got.append(training_flops(n, d))
+    return check_close(exercise, got, [3.14e23, 6e12], rtol=1e-9, hint='invert C = 6 N D for D (2N forward + 4N backward per token)')
+
+def check_kv_batch(exercise, batch, n_params: int = 124_439_808) -> bool:
+    "Exercise 3: the smallest batch whose bf16 KV cache (GPT-2 124M, 1024 tokens) is larger than the bf16 weights."
+    expected = 1
+    while kv_cache_bytes(12, 12, 64, 1024, expected, 'bf16') <= n_params * 2: expected += 1
+    return check_close(exercise, batch, expected, atol=0, rtol=0,
+                       hint='per sequence the cache holds keys AND values: 2 x layers x tokens x width numbers of 2 bytes; '
+                            'the answer is the first batch where the cache is strictly larger')
+
+def check_gpu_time(exercise, hours, n_gpus, flops: float = 3.14e23, peak: float = 989e12, mfu: float = 0.4) -> bool:
+    "Exercise 4: GPU hours = FLOPs / (peak x MFU x 3600), and the fewest whole GPUs that finish in 30 days."
+    h = flops / (peak * mfu * 3600)
+    return check_close(exercise, [hours, n_gpus], [h, math.ceil(h / 720)], rtol=1e-6,
+                       hint='hours = FLOPs / (peak x MFU x 3600 s); GPUs = hours / (30 x 24), rounded UP')
