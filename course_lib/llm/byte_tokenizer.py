@@ -15,8 +15,8 @@ from ..teach.exercises import check_close, check_equal, check_true
 # %% auto 0
 __all__ = ['CORPUS_SOURCES', 'PRETOKEN_PATTERN', 'MAX_PIECE_CHARS', 'SPECIAL_TOKENS', 'make_shop_catalog', 'make_shop_documents',
            'load_documents', 'validation_indices', 'load_corpus', 'pre_tokenize', 'ByteTokenizer', 'train_byte_bpe',
-           'train_course_tokenizer', 'roundtrip_failures', 'random_texts', 'compression_stats', 'bits_per_byte',
-           'bigram_loss', 'check_user_turn', 'check_text_bpb', 'check_training_pairs', 'check_roundtrip_counter']
+           'train_course_tokenizer', 'roundtrip_failures', 'random_texts', 'compression_stats', 'bigram_loss',
+           'check_user_turn', 'check_text_bpb', 'check_training_pairs', 'check_roundtrip_counter']
 
 # %% ../../nbs/61_byte_tokenizer.ipynb 6
 _TEAS = [  # name, Chinese name (or ''), kind, origin, price of 50 g in EUR cents
@@ -310,10 +310,8 @@ def compression_stats(encode, text: str) -> dict:
     return {'tokens': n, 'bytes_per_token': len(text.encode('utf-8')) / n, 'tokens_per_char': n / len(text)}
 
 # %% ../../nbs/61_byte_tokenizer.ipynb 42
-def bits_per_byte(loss_nats_per_token: float, n_tokens: int, n_bytes: int) -> float:
-    "Bits per UTF-8 byte of a text: mean loss in nats per token x tokens, converted to bits, over the text's bytes."
-    if n_bytes <= 0 or n_tokens <= 0: raise ValueError(f"n_tokens and n_bytes must be positive, got {n_tokens}, {n_bytes}")
-    return float(loss_nats_per_token) * n_tokens / (math.log(2) * n_bytes)
+from .modern_decoder import bits_per_byte   # the formula above, as chapter 60 wrote it
+
 
 # %% ../../nbs/61_byte_tokenizer.ipynb 45
 def bigram_loss(train_ids, valid_ids, vocab_size: int, mix: float = 1.0) -> float:
