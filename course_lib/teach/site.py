@@ -64,7 +64,7 @@ def update_time_lines(root, runs_dir=None) -> int:
         nb = read_notebook(path)
         first = next((c for c in nb.cells if c.cell_type == 'markdown'), None)
         if first is None: continue
-        reading = stated_reading_minutes(nb) or estimate_reading_minutes(nb)
+        reading = estimate_reading_minutes(nb)      # derived from the text, so recomputed whenever the chapter changes
         line = time_line(reading, runtimes.get(path.name, {}), stated_runtimes(nb))
         lines = [l for l in first.source.splitlines() if not l.startswith(TIME_PREFIX)]
         rest = lines[1:]
@@ -82,7 +82,7 @@ def plan_workshop(hours: float, profile: str = 'workshop', root=None, show: bool
     budget, clock, since_break, plan, left_out = hours * 60, 0.0, 0.0, [], []
     for path in list_notebooks(root / 'nbs'):
         nb = read_notebook(path)
-        reading = stated_reading_minutes(nb) or estimate_reading_minutes(nb)
+        reading = estimate_reading_minutes(nb)      # derived from the text, so recomputed whenever the chapter changes
         measured = runtimes.get(path.name, {}).get(profile)
         run_min = measured[0] / 60 if measured else 5.0
         need = reading + run_min
