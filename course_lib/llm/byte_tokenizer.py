@@ -44,6 +44,7 @@ _STATUSES = ['received', 'packed', 'shipped', 'delivered', 'delivered', 'deliver
 
 def _eur(cents: int) -> str: return f"{cents // 100}.{cents % 100:02d} EUR"
 
+# %% ../../nbs/61_byte_tokenizer.ipynb 7
 def make_shop_catalog(seed: int = 0, n_orders: int = 300) -> dict:
     "The fictional tea shop's products and orders, drawn deterministically from `seed` (prices in EUR cents)."
     rng = random.Random(seed)
@@ -73,6 +74,7 @@ def make_shop_catalog(seed: int = 0, n_orders: int = 300) -> dict:
                        'total': subtotal + shipping, 'status': rng.choice(_STATUSES)})
     return {'products': products, 'orders': orders}
 
+# %% ../../nbs/61_byte_tokenizer.ipynb 8
 def _faq_entries() -> list[dict]:
     with open(data_path('course_faq.tsv'), encoding='utf-8', newline='') as f:
         return list(csv.DictReader(f, delimiter='\t'))
@@ -108,7 +110,7 @@ def make_shop_documents(seed: int = 0, n_orders: int = 300) -> list[dict]:
                      f"total {_eur(o['total'])}. Status: {o['status']}."})
     return docs
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 11
+# %% ../../nbs/61_byte_tokenizer.ipynb 13
 CORPUS_SOURCES = {'shakespeare': 'en', 'gutenberg_en': 'en', 'fortunes_en': 'en',
                   'chinese_poems': 'zh', 'fortunes_zh': 'zh', 'shop': 'en'}
 
@@ -147,7 +149,7 @@ def load_corpus(split: str = 'train', sources=None, max_chars: int | None = None
         out[s] = text if max_chars is None else text[:max_chars]
     return out
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 15
+# %% ../../nbs/61_byte_tokenizer.ipynb 17
 PRETOKEN_PATTERN = r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+|\d| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+|[\s\S]"""
 _PRETOKEN_RE = re.compile(PRETOKEN_PATTERN)
 MAX_PIECE_CHARS = 32
@@ -160,7 +162,7 @@ def pre_tokenize(text: str) -> list[str]:
         else: out.extend(piece[i:i + MAX_PIECE_CHARS] for i in range(0, len(piece), MAX_PIECE_CHARS))
     return out
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 18
+# %% ../../nbs/61_byte_tokenizer.ipynb 20
 def _learn_merges(piece_counts: Counter, n_merges: int) -> dict[tuple[int, int], int]:
     words = [[list(w.encode('utf-8')), c] for w, c in piece_counts.items()]
     counts, where = Counter(), defaultdict(set)
@@ -189,14 +191,13 @@ def _learn_merges(piece_counts: Counter, n_merges: int) -> dict[tuple[int, int],
             else: counts.pop(p, None)
     return merges
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 20
+# %% ../../nbs/61_byte_tokenizer.ipynb 22
 SPECIAL_TOKENS = ('<|bos|>', '<|eos|>', '<|pad|>', '<|system|>', '<|user|>', '<|assistant|>', '<|end|>',
                   '<|tool_call|>', '<|tool_result|>')
 _FORMAT = 'course_lib.byte_bpe'
 
-class ByteTokenizer(BPETokenizer):
-    """Byte-level BPE with special tokens: ids 0-255 are bytes, then the merges, then `special_tokens`.
-    `encode` never returns a special id unless it is allowed explicitly; `decode(encode(s)) == s` for every string."""
+class _ByteBPE(BPETokenizer):
+    "The byte-level part of `ByteTokenizer`: ids 0-255 are bytes, then the merges, then the special tokens."
     max_cache = 200_000
 
     def __init__(self, merges: dict[tuple[int, int], int], special_tokens=SPECIAL_TOKENS):
@@ -227,19 +228,6 @@ class ByteTokenizer(BPETokenizer):
         if not isinstance(text, str): raise TypeError(f"encode takes a str, got {type(text).__name__}; decode bytes first")
         return [i for w in pre_tokenize(text) for i in self._encode_word(w)]
 
-    def encode(self, text: str, allowed_special=()) -> list[int]:
-        """Token ids of `text`. Special-token strings become special ids only if listed in `allowed_special`
-        (a set of names, or 'all': use it only for text you wrote, never for user input)."""
-        allowed = set(self.special_ids) if allowed_special == 'all' else set(allowed_special)
-        if unknown := allowed - set(self.special_ids):
-            raise ValueError(f"unknown special tokens {sorted(unknown)}; this tokenizer has {list(self.special_ids)}")
-        if not allowed: return self.encode_ordinary(text)
-        pattern = '(' + '|'.join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ')'
-        ids = []
-        for k, part in enumerate(re.split(pattern, text)):
-            ids.extend([self.special_ids[part]] if k % 2 else self.encode_ordinary(part))
-        return ids
-
     def decode_bytes(self, ids) -> bytes:
         "The bytes of `ids`; a special id contributes its name (e.g. b'<|end|>')."
         out = []
@@ -253,6 +241,24 @@ class ByteTokenizer(BPETokenizer):
     def decode(self, ids, errors: str = 'replace') -> str:
         "The text of `ids`; with errors='replace' a cut-off UTF-8 character becomes U+FFFD (use 'strict' to raise)."
         return self.decode_bytes(ids).decode('utf-8', errors=errors)
+
+# %% ../../nbs/61_byte_tokenizer.ipynb 23
+class ByteTokenizer(_ByteBPE):
+    """Byte-level BPE with special tokens: ids 0-255 are bytes, then the merges, then `special_tokens`.
+    `encode` never returns a special id unless it is allowed explicitly; `decode(encode(s)) == s` for every string."""
+
+    def encode(self, text: str, allowed_special=()) -> list[int]:
+        """Token ids of `text`. Special-token strings become special ids only if listed in `allowed_special`
+        (a set of names, or 'all': use it only for text you wrote, never for user input)."""
+        allowed = set(self.special_ids) if allowed_special == 'all' else set(allowed_special)
+        if unknown := allowed - set(self.special_ids):
+            raise ValueError(f"unknown special tokens {sorted(unknown)}; this tokenizer has {list(self.special_ids)}")
+        if not allowed: return self.encode_ordinary(text)
+        pattern = '(' + '|'.join(re.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ')'
+        ids = []
+        for k, part in enumerate(re.split(pattern, text)):
+            ids.extend([self.special_ids[part]] if k % 2 else self.encode_ordinary(part))
+        return ids
 
     def save(self, path) -> Path:
         "Write the tokenizer as JSON (merges in id order, pre-tokenizer pattern, special tokens); no pickle."
@@ -276,6 +282,7 @@ class ByteTokenizer(BPETokenizer):
     def __repr__(self):
         return f"ByteTokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special={len(self.special_ids)})"
 
+# %% ../../nbs/61_byte_tokenizer.ipynb 24
 def train_byte_bpe(texts, vocab_size: int, special_tokens=SPECIAL_TOKENS) -> ByteTokenizer:
     "Train byte-level BPE on `texts` (a str or an iterable of str) to `vocab_size` ids = 256 bytes + merges + specials."
     n_merges = vocab_size - 256 - len(special_tokens)
@@ -286,12 +293,12 @@ def train_byte_bpe(texts, vocab_size: int, special_tokens=SPECIAL_TOKENS) -> Byt
     piece_counts = Counter(p for t in texts for p in pre_tokenize(t))
     return ByteTokenizer(_learn_merges(piece_counts, n_merges), special_tokens)
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 24
+# %% ../../nbs/61_byte_tokenizer.ipynb 28
 def train_course_tokenizer(vocab_size: int = 4096, max_chars_per_source: int | None = 400_000) -> ByteTokenizer:
     "The course's tokenizer: byte-level BPE on the training split of every corpus source (`max_chars_per_source` each)."
     return train_byte_bpe(list(load_corpus('train', max_chars=max_chars_per_source).values()), vocab_size)
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 27
+# %% ../../nbs/61_byte_tokenizer.ipynb 31
 def roundtrip_failures(tokenizer, texts) -> int:
     "How many of `texts` do not come back byte for byte from `tokenizer.decode_bytes(tokenizer.encode(text))`."
     return sum(tokenizer.decode_bytes(tokenizer.encode(t)) != t.encode('utf-8') for t in texts)
@@ -302,18 +309,18 @@ def random_texts(n: int, seed: int = 0, max_len: int = 64) -> list[str]:
     return [bytes(rng.randrange(256) for _ in range(rng.randrange(max_len))).decode('utf-8', errors='replace')
             for _ in range(n)]
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 36
+# %% ../../nbs/61_byte_tokenizer.ipynb 40
 def compression_stats(encode, text: str) -> dict:
     "Bytes per token and tokens per character of `text` under `encode(text) -> ids`."
     n = len(encode(text))
     if n == 0: raise ValueError("the text encodes to no tokens: pass a non-empty text")
     return {'tokens': n, 'bytes_per_token': len(text.encode('utf-8')) / n, 'tokens_per_char': n / len(text)}
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 42
+# %% ../../nbs/61_byte_tokenizer.ipynb 46
 from .modern_decoder import bits_per_byte   # the formula above, as chapter 60 wrote it
 
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 45
+# %% ../../nbs/61_byte_tokenizer.ipynb 49
 def bigram_loss(train_ids, valid_ids, vocab_size: int, mix: float = 1.0) -> float:
     "Mean next-token loss (nats) on `valid_ids` of a bigram count model from `train_ids`, smoothed toward unigrams."
     tr, va = torch.as_tensor(train_ids, dtype=torch.long), torch.as_tensor(valid_ids, dtype=torch.long)
@@ -324,7 +331,7 @@ def bigram_loss(train_ids, valid_ids, vocab_size: int, mix: float = 1.0) -> floa
     p = (pair[prev, nxt] + mix * unigram[nxt]) / (pair[prev].sum(1) + mix)
     return float(-p.log().mean())
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 49
+# %% ../../nbs/61_byte_tokenizer.ipynb 53
 def _probe_tokenizer() -> ByteTokenizer:
     return train_byte_bpe("the tea shop sells tea; the teapot holds tea. 茶叶 茶壶 " * 20, 256 + 40 + len(SPECIAL_TOKENS))
 
@@ -369,6 +376,7 @@ def check_training_pairs(exercise, fn) -> bool:
                        hint='split with pre_tokenize(text) first and count zip(b, b[1:]) within each piece\'s UTF-8 '
                             'bytes: a pair that spans two pieces (like "e" + " ") can never be merged')
 
+# %% ../../nbs/61_byte_tokenizer.ipynb 54
 class _LeakyTokenizer:
     "A broken byte tokenizer for exercise 4: it adds a stray 0xFF byte after every '!'."
     def encode(self, text): return list(text.encode('utf-8').replace(b'!', b'!\xff'))

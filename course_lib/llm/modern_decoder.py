@@ -160,6 +160,7 @@ class GroupedQueryAttention(nn.Module):
         y = grouped_query_attention(q, k, v, mask, self.use_sdpa)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, -1)), (k, v)
 
+# %% ../../nbs/60_modern_decoder.ipynb 30
 class ModernBlock(nn.Module):
     "Pre-norm block: x + GQA(RMSNorm(x)), then x + SwiGLU(RMSNorm(x))."
     def __init__(self, config: ModernConfig, use_sdpa: bool = True):
@@ -173,6 +174,7 @@ class ModernBlock(nn.Module):
         x = x + a
         return x + self.mlp(self.mlp_norm(x)), kv
 
+# %% ../../nbs/60_modern_decoder.ipynb 31
 @dataclass
 class ModernLMOutput(LMOutput):
     "`logits`, `loss` (with labels) and `past_kv`: a list of one (k, v) per layer when use_cache=True."
@@ -223,7 +225,7 @@ def past_kv_bytes(past_kv) -> int:
     "Bytes held by a ModernLM cache (the list of per-layer (k, v) tensors)."
     return sum(t.numel() * t.element_size() for kv in past_kv for t in kv)
 
-# %% ../../nbs/60_modern_decoder.ipynb 34
+# %% ../../nbs/60_modern_decoder.ipynb 36
 def to_hf_config(config: ModernConfig):
     "The transformers config of the same model: `Qwen3Config` when `qk_norm`, else `LlamaConfig`."
     from transformers import LlamaConfig, Qwen3Config
@@ -258,6 +260,7 @@ def config_from_hf(hf_config) -> ModernConfig:
                         norm_eps=hf_config.rms_norm_eps, max_seq_len=hf_config.max_position_embeddings,
                         head_dim=getattr(hf_config, 'head_dim', None))
 
+# %% ../../nbs/60_modern_decoder.ipynb 37
 def _hf_names(config: ModernConfig) -> dict:
     "ModernLM parameter name -> transformers parameter name."
     names = {'embed.weight': 'model.embed_tokens.weight', 'norm.weight': 'model.norm.weight'}
@@ -290,13 +293,13 @@ def to_hf(model: ModernLM):
     for ours, name in _hf_names(model.config).items(): theirs[name].copy_(sd[ours])
     return hf_model.eval()
 
-# %% ../../nbs/60_modern_decoder.ipynb 37
+# %% ../../nbs/60_modern_decoder.ipynb 40
 def bits_per_byte(loss_nats_per_token: float, n_tokens: int = 1, n_bytes: int = 1) -> float:
     "Bits per byte: loss (nats per token) * n_tokens / (n_bytes * ln 2). With byte tokens, n_tokens = n_bytes."
     if n_tokens <= 0 or n_bytes <= 0: raise ValueError(f"n_tokens and n_bytes must be positive, got {n_tokens}, {n_bytes}")
     return float(loss_nats_per_token) * n_tokens / (n_bytes * math.log(2))
 
-# %% ../../nbs/60_modern_decoder.ipynb 41
+# %% ../../nbs/60_modern_decoder.ipynb 44
 from ..teach.exercises import check_close, check_true
 
 def _call(exercise, fn, *args):
@@ -326,6 +329,7 @@ def check_rope(exercise, fn) -> bool:
                        hint='pair i is (x[i], x[i + d/2]) with angle p * theta**(-2i/d); position 0 is no rotation; '
                             'x[i] -> x[i] cos - x[i+d/2] sin, x[i+d/2] -> x[i+d/2] cos + x[i] sin')
 
+# %% ../../nbs/60_modern_decoder.ipynb 45
 def check_expand_kv(exercise, fn) -> bool:
     "Exercise: `fn(k, n_heads)` expands (batch, n_kv, T, d) keys to n_heads heads, query head h reading kv head h // group."
     g = torch.Generator().manual_seed(0)
