@@ -83,3 +83,16 @@ def test_ex4_shifted_accuracy(capsys):
     for name, wrong in {'shifted left': left, 'torch.roll wraps around': rolled, 'shifted down': down,
                         'not shifted': 1.0}.items():
         assert verdict(capsys, check_shifted_accuracy('Exercise 4', wrong, model, X, y)) == 'fail', name
+
+
+def test_ex4_flat_shift_is_caught_by_the_images(capsys):
+    "A shift along the flat 64-pixel row wraps pixels into the next row: same accuracy here, different images."
+    torch.manual_seed(0)
+    model = nn.Linear(64, 10)
+    X = torch.rand(50, 64)
+    with torch.no_grad(): y = model(X).argmax(1)
+    right = shift_right(X)
+    flat = torch.cat([torch.zeros(len(X), 1), X[:, :-1]], 1)               # the wrapping mistake
+    with torch.no_grad(): acc = (model(right).argmax(1) == y).float().mean().item()
+    assert verdict(capsys, check_shifted_accuracy('Exercise 4', acc, model, X, y, right.view(-1, 8, 8))) == 'pass'
+    assert verdict(capsys, check_shifted_accuracy('Exercise 4', acc, model, X, y, flat)) == 'fail'

@@ -251,8 +251,16 @@ def shift_right(X: torch.Tensor, side: int = 8) -> torch.Tensor:
     imgs = X.view(-1, side, side)
     return torch.cat([torch.zeros(len(imgs), side, 1, dtype=X.dtype), imgs[:, :, :-1]], 2).flatten(1)
 
-def check_shifted_accuracy(exercise, value, model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> bool:
-    "Exercise: `model`'s accuracy on `X` shifted one pixel right (zeros enter on the left), recomputed and compared."
+def check_shifted_accuracy(exercise, value, model: nn.Module, X: torch.Tensor, y: torch.Tensor, shifted=None) -> bool:
+    "Exercise: the images shifted one pixel right (zeros enter on the left) and `model`'s accuracy on them."
+    if shifted is not None:      # a flat shift wraps pixels into the next row: the accuracy can hide it, the images cannot
+        want_imgs = shift_right(X)
+        try: same = torch.as_tensor(shifted).reshape(want_imgs.shape).float().equal(want_imgs.float())
+        except Exception: same = False
+        if not same:
+            return check(exercise, False, 'the images shifted one pixel right within each row, zeros in column 0',
+                              got=shifted, hint='shift inside each 8x8 image (view it as (N, 8, 8)), not along the flat '
+                                                '64-pixel row (that wraps pixels into the next row); not torch.roll')
     model.eval()
     with torch.no_grad(): want = (model(shift_right(X)).argmax(1) == y).float().mean().item()
     return check_close(exercise, float(value), want, atol=1e-6, rtol=0,
