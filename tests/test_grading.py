@@ -138,3 +138,25 @@ def test_execute_notebook_leaves_os_environ_alone(tmp_path):
     assert dict(os.environ) == before
     assert nb.cells[0].outputs[0]['text'].split() == ['yes', 'True', sys.executable]
     assert 'ONLY_FOR_KERNEL' not in kernel_env(inherit=False) and kernel_env({'A': 1}, inherit=False)['A'] == '1'
+
+
+def _child_pids():
+    import os
+    kids = set()
+    for task in os.listdir(f'/proc/{os.getpid()}/task'):
+        try: kids |= {int(x) for x in open(f'/proc/{os.getpid()}/task/{task}/children').read().split()}
+        except OSError: pass
+    return kids
+
+
+@pytest.mark.skipif(not Path('/proc/self/task').exists(), reason='needs Linux /proc to list child processes')
+def test_kernels_are_stopped_after_a_run_even_after_a_timeout():
+    "A kernel left running (an infinite loop after the time limit) would hold a CPU core for the rest of CI."
+    import nbformat, time
+    from course_lib.teach.notebooks import execute_notebook
+    before = _child_pids()
+    for src in ('x = 1', 'while True: pass'):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src)])
+        execute_notebook(nb, Path.cwd(), {}, timeout=3, time_limit=3)
+    time.sleep(1)
+    assert _child_pids() - before == set()

@@ -81,7 +81,9 @@ def execute_notebook(nb, cwd, env: dict | None = None, timeout: int = 3600, allo
     def cell_timeout(cell):
         return timeout if deadline is None else max(1, min(timeout, math.ceil(deadline - time.monotonic())))
     client = NotebookClient(nb, km=_kernel_manager(), timeout_func=cell_timeout, allow_errors=allow_errors,
-                            resources={'metadata': {'path': str(cwd)}})
+                            shutdown_kernel='immediate', resources={'metadata': {'path': str(cwd)}})
+    client.owns_km = True   # nbclient then stops the kernel when the run ends, also after a timeout (a spinning
+                            # kernel left behind would hold a CPU core for the rest of the session)
     try:
         client.execute(env=kernel_env(env, inherit_env, unset),
                        stderr=subprocess.DEVNULL)   # the kernel's start-up chatter; errors land in the notebook
