@@ -25,3 +25,12 @@ def test_strict_mode_raises(monkeypatch):
     monkeypatch.delenv('COURSE_EXERCISE_RESULTS', raising=False)
     with pytest.raises(ExerciseCheckFailed, match='Exercise 9'):
         check('Exercise 9', False, 'something')
+
+
+def test_call_answer_turns_a_crash_into_a_fail_line(capsys, monkeypatch):
+    from course_lib.teach.exercises import call_answer
+    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
+    assert call_answer('Exercise 9', lambda x: x + 1, 1) == (True, 2)
+    assert call_answer('Exercise 9', lambda x: 1 / 0, 1, hint='divide by something else') == (False, None)
+    out = capsys.readouterr().out
+    assert 'FAIL Exercise 9' in out and 'ZeroDivisionError' in out and 'divide by something else' in out

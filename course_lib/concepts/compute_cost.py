@@ -6,7 +6,7 @@
 from __future__ import annotations
 import math
 from ..train.performance import flops_per_token
-from ..teach.exercises import check, check_close
+from ..teach.exercises import check, check_close, call_answer
 
 # %% auto 0
 __all__ = ['PF_DAY_FLOPS', 'BYTES_PER_DTYPE', 'OPTIMIZER_STATES', 'TRAINING_PRECISIONS', 'training_flops', 'inference_flops',
@@ -115,17 +115,12 @@ def cost_per_1k_requests(seconds_per_request: float, price_per_hour: float, conc
     return training_cost(1000 * seconds_per_request / concurrency / 3600.0, price_per_hour)
 
 # %% ../../nbs/11_compute_cost.ipynb 39
-def _ran(exercise, fn, *args, hint=''):
-    "Call the learner's function; an error becomes a FAIL line with the hint instead of a crash."
-    try: return True, fn(*args)
-    except Exception as e: return False, check(exercise, False, 'your function to run', got=f'{type(e).__name__}: {e}', hint=hint)
-
 def check_max_params(exercise, max_params) -> bool:
     "Exercise 1: `max_params(gpu_bytes, precision, optimizer)` fills `gpu_bytes` with model states, for every setup."
     hint = 'divide the GPU memory by the bytes that ONE parameter needs with that setup (weights, gradients, optimizer)'
     got = []
     for p, o in [('bf16-mixed', 'adamw'), ('fp32', 'sgd'), ('bf16', 'sgd-momentum')]:
-        ok, n = _ran(exercise, max_params, 80e9, p, o, hint=hint)
+        ok, n = call_answer(exercise, max_params, 80e9, p, o, hint=hint)
         if not ok: return False
         got.append(training_memory_bytes(n, p, o)['total'])
     return check_close(exercise, got, [80e9] * 3, rtol=1e-9, hint=hint)
@@ -134,7 +129,7 @@ def check_tokens_for_budget(exercise, tokens_for_budget) -> bool:
     "Exercise 2: `tokens_for_budget(C, N)` inverts C = 6 N D."
     got = []
     for n, c in [(7e9, 3.14e23), (1e6, 6e12)]:
-        ok, d = _ran(exercise, tokens_for_budget, c, n, hint='invert C = 6 N D for D')
+        ok, d = call_answer(exercise, tokens_for_budget, c, n, hint='invert C = 6 N D for D')
         if not ok: return False
         got.append(training_flops(n, d))
     return check_close(exercise, got, [3.14e23, 6e12], rtol=1e-9, hint='invert C = 6 N D for D (2N forward + 4N backward per token)')

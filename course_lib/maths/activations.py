@@ -122,12 +122,7 @@ def get_activation(name: str):
     return ACTIVATIONS[name]
 
 # %% ../../nbs/21_activations.ipynb 29
-def _call(exercise, fn, *args, hint=''):
-    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
-    try: return True, fn(*args)
-    except Exception as err:
-        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
-        return False, None
+from ..teach.exercises import call_answer as _call   # run the learner's function; an error becomes a FAIL line
 
 def check_softplus_grad(exercise, fn) -> bool:
     "Exercise check: `fn(x)` must equal autograd's derivative of `F.softplus` on [-30, 30]."

@@ -194,12 +194,7 @@ class ScalarMLP:
         return [([[w.data for w in ws] for ws, _ in layer], [b.data for _, b in layer]) for layer in self.layers]
 
 # %% ../../nbs/23_backprop.ipynb 52
-def _call(exercise, fn, *args, hint=''):
-    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
-    try: return True, fn(*args)
-    except Exception as err:
-        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
-        return False, None
+from ..teach.exercises import call_answer as _call   # run the learner's function; an error becomes a FAIL line
 
 def _check_grads(exercise, names, got, expected, hint, **tol) -> bool:
     "Compare named gradients one by one (shape first), so a FAIL says which one is wrong."

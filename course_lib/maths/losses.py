@@ -45,12 +45,7 @@ def huber_loss(pred: torch.Tensor, target: torch.Tensor, delta: float = 1.0, red
     return _reduce(torch.where(r <= delta, 0.5 * r ** 2, delta * (r - 0.5 * delta)), reduction)
 
 # %% ../../nbs/20_losses.ipynb 22
-def _call(exercise, fn, *args, hint=''):
-    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
-    try: return True, fn(*args)
-    except Exception as err:
-        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
-        return False, None
+from ..teach.exercises import call_answer as _call   # run the learner's function; an error becomes a FAIL line
 
 def check_huber_grad(exercise, fn) -> bool:
     "Exercise check: `fn(pred, target, delta)` must equal autograd's gradient of the summed Huber loss."

@@ -13,12 +13,7 @@ __all__ = ['check_max_lr', 'SGDScratch', 'compare_with_torch', 'assert_same_para
            'AdamScratch', 'AdamWScratch', 'check_bias_correction', 'bowl', 'rosenbrock', 'trajectory']
 
 # %% ../../nbs/22_optimizers.ipynb 13
-def _call(exercise, fn, *args, hint=''):
-    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
-    try: return True, fn(*args)
-    except Exception as err:
-        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
-        return False, None
+from ..teach.exercises import call_answer as _call   # run the learner's function; an error becomes a FAIL line
 
 def check_max_lr(exercise, max_lr, curvatures=(1.0, 25.0)) -> bool:
     "Exercise check: `max_lr` must be the stability limit 2 / (largest curvature) of gradient descent."

@@ -41,12 +41,7 @@ class PenaltyCB(Callback):
     def after_loss(self): self.learn.loss = self.learn.loss + self.lam * self.penalty(self.learn.model)
 
 # %% ../../nbs/24_regularization.ipynb 19
-def _call(exercise, fn, *args, hint=''):
-    "Run a learner's function; on an exception report FAIL with the error and the hint instead of crashing."
-    try: return True, fn(*args)
-    except Exception as err:
-        check_true(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
-        return False, None
+from ..teach.exercises import call_answer as _call   # run the learner's function; an error becomes a FAIL line
 
 def check_l2_weight_decay(exercise, wd_equiv, lam: float = 0.05, steps: int = 4) -> bool:
     "Exercise check: SGD(weight_decay=wd_equiv) must give the same weights as SGD on loss + lam * sum(w**2)."

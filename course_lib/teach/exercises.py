@@ -10,7 +10,7 @@ import torch
 
 # %% auto 0
 __all__ = ['EXERCISE_RESULTS', 'ExerciseCheckFailed', 'encode_value', 'check', 'check_close', 'check_equal', 'check_true',
-           'check_range']
+           'check_range', 'call_answer']
 
 # %% ../../nbs/06_exercises.ipynb 3
 class ExerciseCheckFailed(AssertionError): "A check failed while COURSE_STRICT_CHECKS=1 (the course's own solutions must pass)."
@@ -103,3 +103,11 @@ def check_range(exercise, value, low=None, high=None, what: str = 'value', hint:
     ok = (low is None or v >= low) and (high is None or v <= high)
     bounds = ' and '.join(s for s in [f">= {low}" if low is not None else '', f"<= {high}" if high is not None else ''] if s)
     return check(exercise, ok, f"{what} {bounds}", got=v, hint=hint, _values={'kind': 'range', 'actual': v, 'low': low, 'high': high})
+
+def call_answer(exercise, fn, *args, hint: str = ''):
+    "Run a learner's function for a checker: (True, result), or (False, None) after a FAIL line naming the error."
+    try: return True, fn(*args)
+    except Exception as err:
+        check(exercise, False, 'your function to run without an error', got=f'{type(err).__name__}: {err}', hint=hint)
+        return False, None
+
