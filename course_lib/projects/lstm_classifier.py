@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 # %% auto 0
 __all__ = ['tokenize_words', 'Vocab', 'check_encode_with_unk', 'TextDataset', 'pad_collate', 'LSTMClassifier', 'check_pad_batch',
-           'confusion_matrix', 'macro_f1', 'check_f1_per_class']
+           'check_f1_per_class']
 
 # %% ../../nbs/43_lstm_classifier.ipynb 10
 _TOKEN_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -113,18 +113,8 @@ def check_pad_batch(exercise, fn) -> bool:
                             'padding), and return the true lengths, not the padded one')
 
 # %% ../../nbs/43_lstm_classifier.ipynb 27
-def confusion_matrix(preds, labels, n_classes: int) -> torch.Tensor:
-    "(n_classes, n_classes) counts: row = true class, column = predicted class."
-    preds, labels = torch.as_tensor(preds).reshape(-1), torch.as_tensor(labels).reshape(-1)
-    if preds.shape != labels.shape: raise ValueError(f"{preds.numel()} predictions but {labels.numel()} labels")
-    return torch.bincount(labels * n_classes + preds, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-
-def macro_f1(preds, labels, n_classes: int) -> float:
-    "Unweighted mean over classes of F1 = 2PR/(P+R) (0 for a class with no true and no predicted examples)."
-    cm = confusion_matrix(preds, labels, n_classes).double()
-    tp = cm.diag(); denom = cm.sum(0) + cm.sum(1)              # 2TP + FP + FN
-    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
-    return f1.mean().item()
+# Chapter 13 wrote these two already (the same formulas); reused here, not repeated:
+from ..concepts.model_to_product import confusion_matrix, macro_f1
 
 # %% ../../nbs/43_lstm_classifier.ipynb 30
 def check_f1_per_class(exercise, f1, cm) -> bool:
