@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 # %% auto 0
-__all__ = ['PROFILES', 'RUN_METRICS', 'get_profile', 'by_profile', 'available_devices', 'get_device', 'bf16_supported',
-           'auto_precision', 'set_seed', 'env_report', 'record', 'repo_root', 'data_dir', 'data_path',
-           'load_digits_splits', 'tensor_loader', 'Timer']
+__all__ = ['PROFILES', 'RUN_METRICS', 'get_profile', 'by_profile', 'available_devices', 'get_device', 'cpu_budget',
+           'fit_torch_threads', 'bf16_supported', 'auto_precision', 'set_seed', 'env_report', 'record', 'repo_root',
+           'data_dir', 'data_path', 'load_digits_splits', 'tensor_loader', 'Timer']
 
 # %% ../nbs/00_core.ipynb 4
 PROFILES = ('smoke', 'workshop', 'full')
@@ -52,6 +52,36 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 # %% ../nbs/00_core.ipynb 10
+def _cgroup_cpu_quota(root: str = '/sys/fs/cgroup') -> float | None:
+    "CPUs granted by a cgroup quota (v2 `cpu.max`, or v1 `cpu.cfs_quota_us`/`cpu.cfs_period_us`), None when unlimited."
+    try:
+        parts = Path(root, 'cpu.max').read_text().split()
+        if parts and parts[0] != 'max': return int(parts[0]) / int(parts[1])
+        return None
+    except (OSError, ValueError, IndexError): pass
+    try:
+        quota = int(Path(root, 'cpu', 'cpu.cfs_quota_us').read_text())
+        period = int(Path(root, 'cpu', 'cpu.cfs_period_us').read_text())
+        return quota / period if quota > 0 and period > 0 else None
+    except (OSError, ValueError): return None
+
+def cpu_budget(cgroup_root: str = '/sys/fs/cgroup') -> int:
+    "How many CPUs this process may really use: the CPUs it may run on, capped by a cgroup quota (at least 1)."
+    try: n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError): n = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota(cgroup_root)
+    if quota is not None: n = min(n, max(1, int(quota + 0.5)))
+    return max(1, n)
+
+def fit_torch_threads() -> int:
+    "Lower torch's CPU thread count to `cpu_budget()` unless $OMP_NUM_THREADS chose one; return the count in use."
+    if not os.environ.get('OMP_NUM_THREADS') and torch.get_num_threads() > cpu_budget():
+        torch.set_num_threads(cpu_budget())
+    return torch.get_num_threads()
+
+fit_torch_threads()
+
+# %% ../nbs/00_core.ipynb 14
 _MPS_BF16: dict = {}
 
 def _mps_bf16_works() -> bool:
@@ -75,7 +105,7 @@ def auto_precision(device: str | torch.device | None = None) -> str:
     if dev.type == 'cuda': return 'bf16' if bf16_supported(dev) else 'fp16'
     return 'fp32'
 
-# %% ../nbs/00_core.ipynb 13
+# %% ../nbs/00_core.ipynb 17
 def set_seed(seed: int = 42, deterministic: bool = False) -> None:
     "Seed Python's `random`, NumPy and torch (all devices); optionally ask for deterministic kernels."
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
@@ -85,7 +115,7 @@ def set_seed(seed: int = 42, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         if hasattr(torch.backends, 'cudnn'): torch.backends.cudnn.benchmark = False
 
-# %% ../nbs/00_core.ipynb 16
+# %% ../nbs/00_core.ipynb 20
 def _version(name: str) -> str:
     try:
         from importlib.metadata import version
@@ -98,7 +128,7 @@ def env_report(profile: str | None = None, device=None, show: bool = True) -> di
     info = {'python': platform.python_version(), 'platform': platform.platform(terse=True),
             'torch': torch.__version__, 'transformers': _version('transformers'),
             'course_lib': _version('course-lib'), 'device': str(dev),
-            'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(), 'profile': get_profile(profile)}
+            'cpu_count': os.cpu_count(), 'cpu_budget': cpu_budget(), 'torch_threads': torch.get_num_threads(), 'profile': get_profile(profile)}
     if dev.type == 'cuda':
         p = torch.cuda.get_device_properties(dev)
         info.update(gpu=p.name, gpu_memory_gb=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda,
@@ -109,7 +139,7 @@ def env_report(profile: str | None = None, device=None, show: bool = True) -> di
         for k, v in info.items(): print(f"{k:<{w}} : {v}")
     return info
 
-# %% ../nbs/00_core.ipynb 19
+# %% ../nbs/00_core.ipynb 23
 RUN_METRICS: dict = {}
 
 def record(name: str, value) -> float:
@@ -129,7 +159,7 @@ def record(name: str, value) -> float:
         tmp.write_text(json.dumps(data, indent=2)); os.replace(tmp, p)
     return value
 
-# %% ../nbs/00_core.ipynb 22
+# %% ../nbs/00_core.ipynb 26
 def repo_root(start: Path | None = None) -> Path | None:
     "The course checkout containing `start` (default: the working directory), found by its settings.ini."
     for p in [start or Path.cwd(), *(start or Path.cwd()).parents]:
@@ -159,7 +189,7 @@ def data_path(name: str) -> Path:
             f"checkout, restore the file with `git checkout -- data/{name}`, or set COURSE_DATA_DIR to the folder that has it.")
     return p
 
-# %% ../nbs/00_core.ipynb 25
+# %% ../nbs/00_core.ipynb 29
 def load_digits_splits(test_size: float = 0.2, valid_size: float = 0.2, seed: int = 0) -> dict:
     "scikit-learn's 8x8 digits as float tensors in [0, 1], split stratified into train / valid / test."
     try:
@@ -181,7 +211,7 @@ def tensor_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 32, shuffl
     from torch.utils.data import DataLoader, TensorDataset
     return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle)
 
-# %% ../nbs/00_core.ipynb 28
+# %% ../nbs/00_core.ipynb 32
 class Timer:
     "Context manager measuring wall time in seconds: `with Timer() as t: ...; t.seconds`."
     def __enter__(self): self.start = time.perf_counter(); return self

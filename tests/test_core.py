@@ -91,3 +91,28 @@ def test_precision_rule_on_cpu_and_mps(monkeypatch):
     assert not bf16_supported('mps') and auto_precision('mps') == 'fp32'
     monkeypatch.setitem(core._MPS_BF16, 'ok', True)
     assert bf16_supported('mps') and auto_precision('mps') == 'fp32'
+
+def test_cpu_budget_reads_cgroup_v2_and_v1_quotas(tmp_path, monkeypatch):
+    from course_lib.core import cpu_budget, _cgroup_cpu_quota
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: set(range(64)), raising=False)
+    (tmp_path / 'cpu.max').write_text('200000 100000\n')        # a CI job: 64 CPUs visible, 2 granted
+    assert _cgroup_cpu_quota(str(tmp_path)) == 2.0 and cpu_budget(str(tmp_path)) == 2
+    (tmp_path / 'cpu.max').write_text('max 100000\n')
+    assert cpu_budget(str(tmp_path)) == 64
+    v1 = tmp_path / 'v1'; (v1 / 'cpu').mkdir(parents=True)
+    (v1 / 'cpu' / 'cpu.cfs_quota_us').write_text('50000\n'); (v1 / 'cpu' / 'cpu.cfs_period_us').write_text('100000\n')
+    assert cpu_budget(str(v1)) == 1                             # half a CPU still gets one thread
+    (v1 / 'cpu' / 'cpu.cfs_quota_us').write_text('-1\n')
+    assert _cgroup_cpu_quota(str(v1)) is None and cpu_budget(str(tmp_path / 'missing')) == 64
+
+def test_fit_torch_threads_lowers_to_the_budget_unless_omp_says(monkeypatch):
+    import course_lib.core as core
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(core, 'cpu_budget', lambda *a: 1)
+        monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+        torch.set_num_threads(3)
+        assert core.fit_torch_threads() == 1
+        monkeypatch.setenv('OMP_NUM_THREADS', '3'); torch.set_num_threads(3)
+        assert core.fit_torch_threads() == 3                   # the user's choice stands
+    finally: torch.set_num_threads(before)
