@@ -183,3 +183,12 @@ def test_bigram_loss():
 def test_train_course_tokenizer_small():
     t = B.train_course_tokenizer(vocab_size=400, max_chars_per_source=5000)
     assert t.vocab_size == 400 and t.decode(t.encode('茶 tea')) == '茶 tea'
+
+
+def test_corpus_bytes_is_the_utf8_of_load_corpus():
+    from course_lib.llm.byte_tokenizer import corpus_bytes, load_corpus
+    ids = corpus_bytes('validation', sources=['shop', 'fortunes_zh'], max_bytes_per_source=500)
+    texts = load_corpus('validation', sources=['shop', 'fortunes_zh'])
+    expect = texts['shop'].encode()[:500] + b'\n\n' + texts['fortunes_zh'].encode()[:500]
+    assert ids.dtype == torch.long and bytes(ids.tolist()) == expect
+    assert len(corpus_bytes('validation', sources='shop')) == len(texts['shop'].encode())

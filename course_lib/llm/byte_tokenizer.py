@@ -14,9 +14,9 @@ from ..teach.exercises import check_close, check_equal, check_true
 
 # %% auto 0
 __all__ = ['CORPUS_SOURCES', 'PRETOKEN_PATTERN', 'MAX_PIECE_CHARS', 'SPECIAL_TOKENS', 'make_shop_catalog', 'make_shop_documents',
-           'load_documents', 'validation_indices', 'load_corpus', 'pre_tokenize', 'ByteTokenizer', 'train_byte_bpe',
-           'train_course_tokenizer', 'roundtrip_failures', 'random_texts', 'compression_stats', 'bigram_loss',
-           'check_user_turn', 'check_text_bpb', 'check_training_pairs', 'check_roundtrip_counter']
+           'load_documents', 'validation_indices', 'load_corpus', 'corpus_bytes', 'pre_tokenize', 'ByteTokenizer',
+           'train_byte_bpe', 'train_course_tokenizer', 'roundtrip_failures', 'random_texts', 'compression_stats',
+           'bigram_loss', 'check_user_turn', 'check_text_bpb', 'check_training_pairs', 'check_roundtrip_counter']
 
 # %% ../../nbs/61_byte_tokenizer.ipynb 6
 _TEAS = [  # name, Chinese name (or ''), kind, origin, price of 50 g in EUR cents
@@ -149,7 +149,16 @@ def load_corpus(split: str = 'train', sources=None, max_chars: int | None = None
         out[s] = text if max_chars is None else text[:max_chars]
     return out
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 17
+def corpus_bytes(split: str = 'train', sources=None, max_bytes_per_source: int | None = None) -> torch.Tensor:
+    """The corpus as one long tensor of byte ids (0-255, dtype long): each source's UTF-8 text (cut to
+    `max_bytes_per_source`), sources joined by a blank line. The later chapters train byte-level models on it."""
+    parts = []
+    for text in load_corpus(split, sources).values():
+        data = text.encode('utf-8')
+        parts.append(data if max_bytes_per_source is None else data[:max_bytes_per_source])
+    return torch.frombuffer(bytearray(b'\n\n'.join(parts)), dtype=torch.uint8).long()
+
+# %% ../../nbs/61_byte_tokenizer.ipynb 18
 PRETOKEN_PATTERN = r"""'(?:s|t|re|ve|m|ll|d)| ?[^\W\d_]+|\d| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+|[\s\S]"""
 _PRETOKEN_RE = re.compile(PRETOKEN_PATTERN)
 MAX_PIECE_CHARS = 32
@@ -162,7 +171,7 @@ def pre_tokenize(text: str) -> list[str]:
         else: out.extend(piece[i:i + MAX_PIECE_CHARS] for i in range(0, len(piece), MAX_PIECE_CHARS))
     return out
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 20
+# %% ../../nbs/61_byte_tokenizer.ipynb 21
 def _learn_merges(piece_counts: Counter, n_merges: int) -> dict[tuple[int, int], int]:
     words = [[list(w.encode('utf-8')), c] for w, c in piece_counts.items()]
     counts, where = Counter(), defaultdict(set)
@@ -191,7 +200,7 @@ def _learn_merges(piece_counts: Counter, n_merges: int) -> dict[tuple[int, int],
             else: counts.pop(p, None)
     return merges
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 22
+# %% ../../nbs/61_byte_tokenizer.ipynb 23
 SPECIAL_TOKENS = ('<|bos|>', '<|eos|>', '<|pad|>', '<|system|>', '<|user|>', '<|assistant|>', '<|end|>',
                   '<|tool_call|>', '<|tool_result|>')
 _FORMAT = 'course_lib.byte_bpe'
@@ -242,7 +251,7 @@ class _ByteBPE(BPETokenizer):
         "The text of `ids`; with errors='replace' a cut-off UTF-8 character becomes U+FFFD (use 'strict' to raise)."
         return self.decode_bytes(ids).decode('utf-8', errors=errors)
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 23
+# %% ../../nbs/61_byte_tokenizer.ipynb 24
 class ByteTokenizer(_ByteBPE):
     """Byte-level BPE with special tokens: ids 0-255 are bytes, then the merges, then `special_tokens`.
     `encode` never returns a special id unless it is allowed explicitly; `decode(encode(s)) == s` for every string."""
@@ -282,7 +291,7 @@ class ByteTokenizer(_ByteBPE):
     def __repr__(self):
         return f"ByteTokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, special={len(self.special_ids)})"
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 24
+# %% ../../nbs/61_byte_tokenizer.ipynb 25
 def train_byte_bpe(texts, vocab_size: int, special_tokens=SPECIAL_TOKENS) -> ByteTokenizer:
     "Train byte-level BPE on `texts` (a str or an iterable of str) to `vocab_size` ids = 256 bytes + merges + specials."
     n_merges = vocab_size - 256 - len(special_tokens)
@@ -293,12 +302,12 @@ def train_byte_bpe(texts, vocab_size: int, special_tokens=SPECIAL_TOKENS) -> Byt
     piece_counts = Counter(p for t in texts for p in pre_tokenize(t))
     return ByteTokenizer(_learn_merges(piece_counts, n_merges), special_tokens)
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 28
+# %% ../../nbs/61_byte_tokenizer.ipynb 29
 def train_course_tokenizer(vocab_size: int = 4096, max_chars_per_source: int | None = 400_000) -> ByteTokenizer:
     "The course's tokenizer: byte-level BPE on the training split of every corpus source (`max_chars_per_source` each)."
     return train_byte_bpe(list(load_corpus('train', max_chars=max_chars_per_source).values()), vocab_size)
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 31
+# %% ../../nbs/61_byte_tokenizer.ipynb 32
 def roundtrip_failures(tokenizer, texts) -> int:
     "How many of `texts` do not come back byte for byte from `tokenizer.decode_bytes(tokenizer.encode(text))`."
     return sum(tokenizer.decode_bytes(tokenizer.encode(t)) != t.encode('utf-8') for t in texts)
@@ -309,18 +318,17 @@ def random_texts(n: int, seed: int = 0, max_len: int = 64) -> list[str]:
     return [bytes(rng.randrange(256) for _ in range(rng.randrange(max_len))).decode('utf-8', errors='replace')
             for _ in range(n)]
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 40
+# %% ../../nbs/61_byte_tokenizer.ipynb 41
 def compression_stats(encode, text: str) -> dict:
     "Bytes per token and tokens per character of `text` under `encode(text) -> ids`."
     n = len(encode(text))
     if n == 0: raise ValueError("the text encodes to no tokens: pass a non-empty text")
     return {'tokens': n, 'bytes_per_token': len(text.encode('utf-8')) / n, 'tokens_per_char': n / len(text)}
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 46
+# %% ../../nbs/61_byte_tokenizer.ipynb 47
 from .modern_decoder import bits_per_byte   # the formula above, as chapter 60 wrote it
 
-
-# %% ../../nbs/61_byte_tokenizer.ipynb 49
+# %% ../../nbs/61_byte_tokenizer.ipynb 50
 def bigram_loss(train_ids, valid_ids, vocab_size: int, mix: float = 1.0) -> float:
     "Mean next-token loss (nats) on `valid_ids` of a bigram count model from `train_ids`, smoothed toward unigrams."
     tr, va = torch.as_tensor(train_ids, dtype=torch.long), torch.as_tensor(valid_ids, dtype=torch.long)
@@ -331,7 +339,7 @@ def bigram_loss(train_ids, valid_ids, vocab_size: int, mix: float = 1.0) -> floa
     p = (pair[prev, nxt] + mix * unigram[nxt]) / (pair[prev].sum(1) + mix)
     return float(-p.log().mean())
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 53
+# %% ../../nbs/61_byte_tokenizer.ipynb 54
 def _probe_tokenizer() -> ByteTokenizer:
     return train_byte_bpe("the tea shop sells tea; the teapot holds tea. 茶叶 茶壶 " * 20, 256 + 40 + len(SPECIAL_TOKENS))
 
@@ -376,7 +384,7 @@ def check_training_pairs(exercise, fn) -> bool:
                        hint='split with pre_tokenize(text) first and count zip(b, b[1:]) within each piece\'s UTF-8 '
                             'bytes: a pair that spans two pieces (like "e" + " ") can never be merged')
 
-# %% ../../nbs/61_byte_tokenizer.ipynb 54
+# %% ../../nbs/61_byte_tokenizer.ipynb 55
 class _LeakyTokenizer:
     "A broken byte tokenizer for exercise 4: it adds a stray 0xFF byte after every '!'."
     def encode(self, text): return list(text.encode('utf-8').replace(b'!', b'!\xff'))
