@@ -140,7 +140,7 @@ def test_int8_linear_kernel_and_fallback_agree():
 
 
 def test_quantize_int8_copies_the_model_and_keeps_its_outputs_close(model):
-    q = E.quantize_int8(model)
+    q = E.int8_weight_only(model)
     assert any(isinstance(m, E.Int8Linear) for m in q.modules())
     assert not any(isinstance(m, E.Int8Linear) for m in model.modules())            # the original is untouched
     x = torch.tensor([[1, 2, 3, 4, 5]])

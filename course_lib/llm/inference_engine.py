@@ -14,7 +14,7 @@ from ..projects.text_generation import process_logits
 
 # %% auto 0
 __all__ = ['eval_bpb', 'prefill', 'decode_step', 'left_pad', 'iter_tokens', 'Completion', 'generate', 'stream_text',
-           'time_generation', 'quantize_per_channel', 'Int8Linear', 'quantize_int8', 'model_bytes', 'check_kv_bytes',
+           'time_generation', 'quantize_per_channel', 'Int8Linear', 'int8_weight_only', 'model_bytes', 'check_kv_bytes',
            'check_left_pad', 'check_stream_decode', 'check_int8_quantize']
 
 # %% ../../nbs/62_inference_engine.ipynb 8
@@ -182,7 +182,7 @@ class Int8Linear(nn.Module):
             return y.reshape(*x.shape[:-1], self.out_features)
         return F.linear(x, self.q.to(x.dtype) * self.scale[:, None].to(x.dtype))
 
-def quantize_int8(model: nn.Module) -> nn.Module:
+def int8_weight_only(model: nn.Module) -> nn.Module:
     "A copy of `model` with every nn.Linear replaced by an Int8Linear (embeddings and norms stay float)."
     model = copy.deepcopy(model)
     for name, module in list(model.named_modules()):
