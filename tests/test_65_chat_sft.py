@@ -1,0 +1,119 @@
+"Chapter 65: the chat template, generated conversations and their split, scoring, SFT labels and stages on disk."
+import json
+import pytest
+import torch
+from course_lib.llm import chat_sft as S
+from course_lib.llm.byte_tokenizer import train_byte_bpe
+from course_lib.llm.inference_engine import Completion
+from course_lib.llm.modern_decoder import ModernConfig, ModernLM
+
+
+@pytest.fixture(scope='module')
+def tok():
+    return train_byte_bpe('Kettle & Leaf sells tea. How much is Keemun? It costs 8.90 EUR. ' * 20, 300)
+
+
+def test_render_chat_template_mask_and_generation_prompt(tok):
+    conv = [{'role': 'system', 'content': 'Be brief.'}, {'role': 'user', 'content': 'Hi <|end|>'},
+            {'role': 'assistant', 'content': 'Hello.'}]
+    ids, mask = S.render_chat(tok, conv)
+    sp = tok.special_ids
+    assert ids[0] == tok.bos_id and ids.count(sp['<|end|>']) == 3 and len(ids) == len(mask)
+    start = ids.index(sp['<|assistant|>'])
+    assert mask[start] == 0 and all(mask[start + 1:]) and not any(mask[:start])     # assistant text and its <|end|>
+    assert ids[start + 1:-1] == tok.encode_ordinary('Hello.') and ids[-1] == sp['<|end|>']
+    prompt, pmask = S.render_chat(tok, conv[:2], add_generation_prompt=True)
+    assert prompt == ids[:start + 1] and not any(pmask)
+    with pytest.raises(ValueError, match='role'):
+        S.render_chat(tok, [{'role': 'bot', 'content': 'x'}])
+    with pytest.raises(TypeError, match='str'):
+        S.render_chat(tok, [{'role': 'user', 'content': 3}])
+
+
+def test_conversations_split_by_template_and_content():
+    tr, ho = S.make_conversations('train', 30), S.make_conversations('heldout', 30)
+    assert len(tr) == len(ho) == 30 * len(S.TASKS)
+    for task in S.TASKS:
+        a = [e for e in tr if e['task'] == task]; b = [e for e in ho if e['task'] == task]
+        assert not {e['template'] for e in a} & {e['template'] for e in b}
+        assert not {e['key'] for e in a} & {e['key'] for e in b}
+        assert all(e['messages'][-1]['role'] == 'assistant' for e in a + b)
+        assert all(S.task_correct(e, e['messages'][-1]['content']) for e in a + b)     # reference answers pass
+    assert S.make_conversations('train', 5) == S.make_conversations('train', 5)       # deterministic
+    with pytest.raises(ValueError, match='split'):
+        S.make_conversations('test', 5)
+
+
+def test_task_correct_rejects_wrong_answers():
+    ex = {t: next(e for e in S.make_conversations('heldout', 3) if e['task'] == t) for t in S.TASKS}
+    assert not S.task_correct(ex['arithmetic'], f"The answer is {ex['arithmetic']['expected'] + 1}.")
+    assert not S.task_correct(ex['json'], '{"name": "x", "kind"')
+    assert not S.task_correct(ex['words'], 'one two')                                 # n is 3 to 7
+    assert not S.task_correct(ex['shop_price'], 'It costs 0.00 EUR.')
+    assert S.task_correct(ex['counting'], f"It is {ex['counting']['expected']}.")
+
+
+def test_well_formed(tok):
+    w = tok.encode_ordinary('tea')[0]
+    assert S.well_formed(Completion([w], 'stop'), tok)
+    assert not S.well_formed(Completion([w], 'length'), tok)
+    assert not S.well_formed(Completion([], 'stop'), tok)
+    assert not S.well_formed(Completion([w, tok.special_ids['<|user|>']], 'stop'), tok)
+
+
+def test_sft_example_labels_and_padding(tok):
+    conv = [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello.'}]
+    ex = S.sft_example(tok, conv)
+    ids, mask = S.render_chat(tok, conv)
+    assert ex['input_ids'].tolist() == ids
+    assert ex['labels'].tolist() == [t if m else -100 for t, m in zip(ids, mask)]
+    assert S.sft_example(tok, conv, mask_prompt=False)['labels'].tolist() == ids
+    with pytest.raises(ValueError, match='max_seq_len'):
+        S.sft_example(tok, conv, max_len=3)
+    batch = S.pad_right([ex, S.sft_example(tok, conv[:1] + [{'role': 'assistant', 'content': 'Hello there, friend.'}])], tok.pad_id)
+    n = len(ids)
+    assert batch['input_ids'].shape[0] == 2 and (batch['input_ids'][0, n:] == tok.pad_id).all() and (batch['labels'][0, n:] == -100).all()
+
+
+def _tiny(tok):
+    torch.manual_seed(0)
+    return ModernLM(ModernConfig(vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64, max_seq_len=128))
+
+
+def test_sft_train_learns_only_the_assistant_tokens(tok):
+    convs = [{'task': 'x', 'messages': [{'role': 'user', 'content': 'Price?'}, {'role': 'assistant', 'content': 'It costs 8.90 EUR.'}]}] * 4
+    model = _tiny(tok)
+    learn = S.sft_train(model, tok, convs, steps=30, batch_size=4, lr=1e-2)
+    assert learn.history.steps[-1]['loss'] < learn.history.steps[0]['loss'] / 2
+    ids = S.render_chat(tok, convs[0]['messages'][:1], add_generation_prompt=True)[0]
+    out = S.generate(model, [ids], 30, stop_ids={tok.special_ids['<|end|>']}, pad_id=tok.pad_id)[0]
+    assert tok.decode(out.tokens) == 'It costs 8.90 EUR.' and out.finish_reason == 'stop'
+
+
+def test_evaluate_chat_counts_format_and_accuracy(tok):
+    model = _tiny(tok)
+    ex = [e for e in S.make_conversations('heldout', 2) if e['task'] == 'arithmetic']
+    res = S.evaluate_chat(model, tok, ex, max_new_tokens=5)
+    assert set(res) == {'format', 'accuracy', 'per_task', 'rows'} and len(res['rows']) == 2
+    assert 0 <= res['accuracy'] <= res['format'] <= 1
+
+
+def test_stages_save_atomically_and_reload(tok, tmp_path):
+    model = _tiny(tok)
+    folder = S.save_stage(tmp_path / 'sft', model, tok, {'stage': 'sft', 'sizes': {'d': 32}})
+    assert sorted(p.name for p in folder.iterdir()) == ['config.json', 'model.safetensors', 'tokenizer.json']
+    assert not [p for p in tmp_path.iterdir() if '.tmp-' in p.name]
+    m2, t2, meta = S.load_stage(folder, {'stage': 'sft'})
+    x = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(m2(x).logits, model.eval()(x).logits)
+    assert t2.encode('tea') == tok.encode('tea') and meta['sizes'] == {'d': 32}
+    assert S.load_stage(folder, {'sizes': {'d': 64}}) is None             # other settings: not reused
+    assert S.load_stage(tmp_path / 'missing') is None
+    (folder / 'model.safetensors').unlink()
+    assert S.load_stage(folder) is None                                   # incomplete: not reused
+
+
+def test_assistant_dir_follows_env_and_profile(monkeypatch, tmp_path):
+    monkeypatch.setenv('COURSE_ASSISTANT_DIR', str(tmp_path))
+    assert S.assistant_dir('smoke') == tmp_path / 'smoke'
+    assert set(S.assistant_sizes('smoke')) == set(S.assistant_sizes('workshop'))
