@@ -117,3 +117,18 @@ def test_assistant_dir_follows_env_and_profile(monkeypatch, tmp_path):
     monkeypatch.setenv('COURSE_ASSISTANT_DIR', str(tmp_path))
     assert S.assistant_dir('smoke') == tmp_path / 'smoke'
     assert set(S.assistant_sizes('smoke')) == set(S.assistant_sizes('workshop'))
+
+
+def test_render_chat_tool_call_and_result(tok):
+    sp = tok.special_ids
+    conv = [{'role': 'user', 'content': 'What is 347 * 2?'}, {'role': 'assistant', 'tool_call': 'calculator: 347 * 2'},
+            {'role': 'tool', 'content': '694'}, {'role': 'assistant', 'content': '347 * 2 = 694.'}]
+    ids, mask = S.render_chat(tok, conv)
+    a = ids.index(sp['<|tool_call|>'])
+    assert ids[a - 1] == sp['<|assistant|>'] and mask[a - 1] == 0 and mask[a] == 1      # the call is learned
+    r = ids.index(sp['<|tool_result|>'])
+    end_r = ids.index(sp['<|end|>'], r)
+    assert not any(mask[r:end_r + 1]) and ids[r + 1:end_r] == tok.encode_ordinary('694')  # the result is not
+    assert mask[-1] == 1 and ids[-1] == sp['<|end|>']
+    with pytest.raises(TypeError, match='tool_call'):
+        S.render_chat(tok, [{'role': 'assistant', 'tool_call': 5}])

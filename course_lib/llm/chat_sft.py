@@ -19,27 +19,35 @@ from .inference_engine import generate
 
 # %% auto 0
 __all__ = ['ROLES', 'PRETRAIN_SOURCES', 'TASKS', 'render_chat', 'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes',
-           'document_ids', 'pretrain_base', 'base_stage', 'make_conversations', 'well_formed', 'task_correct',
-           'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
+           'document_ids', 'pretrain_base', 'base_stage', 'conversations_version', 'make_conversations', 'well_formed',
+           'task_correct', 'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
            'check_render_turn', 'check_well_formed']
 
 # %% ../../nbs/65_chat_sft.ipynb 5
-ROLES = ('system', 'user', 'assistant')
+ROLES = ('system', 'user', 'assistant', 'tool')
 
 def render_chat(tokenizer, messages, add_generation_prompt: bool = False):
-    """Token ids of a conversation in the course's chat template, and the loss mask (1 on what the assistant says,
+    """Token ids of a conversation in the course's chat template, and the loss mask (1 on what the assistant writes,
     including its <|end|>). Format: <|bos|>, then per message <|role|> text <|end|>; `add_generation_prompt` appends
-    <|assistant|>. Text is encoded as ordinary text: a user who types '<|end|>' gets characters, not the token."""
+    <|assistant|>. Text is encoded as ordinary text: a user who types '<|end|>' gets characters, not the token.
+    Tools (chapter 66): an assistant message {'role': 'assistant', 'tool_call': text} renders as
+    <|assistant|> <|tool_call|> text <|end|>, and a {'role': 'tool', 'content': result} message as
+    <|tool_result|> result <|end|> (not learned: the engine writes it)."""
+    sp = tokenizer.special_ids
     ids, mask = [tokenizer.bos_id], [0]
     for i, m in enumerate(messages):
-        role, content = m.get('role'), m.get('content')
+        role = m.get('role')
         if role not in ROLES: raise ValueError(f"message {i} has role {role!r}; the roles are {ROLES}")
+        call = m.get('tool_call') if role == 'assistant' else None
+        content = call if call is not None else m.get('content')
         if not isinstance(content, str):
-            raise TypeError(f"message {i}: content must be a str, got {type(content).__name__}")
-        body = [tokenizer.special_ids[f'<|{role}|>']] + tokenizer.encode_ordinary(content) + [tokenizer.special_ids['<|end|>']]
+            raise TypeError(f"message {i}: {'tool_call' if call is not None else 'content'} must be a str, "
+                            f"got {type(content).__name__}")
+        head = [sp['<|tool_result|>']] if role == 'tool' else [sp[f'<|{role}|>']] + ([sp['<|tool_call|>']] if call is not None else [])
+        body = head + tokenizer.encode_ordinary(content) + [sp['<|end|>']]
         ids += body
         mask += [0] + [int(role == 'assistant')] * (len(body) - 1)
-    if add_generation_prompt: ids, mask = ids + [tokenizer.special_ids['<|assistant|>']], mask + [0]
+    if add_generation_prompt: ids, mask = ids + [sp['<|assistant|>']], mask + [0]
     return ids, mask
 
 # %% ../../nbs/65_chat_sft.ipynb 7
@@ -136,18 +144,27 @@ def base_stage(profile: str | None = None, device=None, progress: bool = False):
 
 # %% ../../nbs/65_chat_sft.ipynb 14
 _SYSTEM = "You are the Kettle & Leaf assistant. Answer briefly."
-_TEMPLATES = {
+_TEMPLATES = {   # the LAST template of each task is held out
     'shop_price': ["How much does the {grams} g pack of {name} cost?", "What is the price of {name}, {grams} g?",
-                   "I'd like {grams} g of {name}. What do I pay?"],
-    'shop_brew': ["How should I brew {name}?", "What temperature and time for {name}?", "Any brewing tips for {name}?"],
-    'arithmetic': ["What is {a} {op} {b}?", "Compute {a} {op} {b}.", "Please work out {a} {op} {b} for me."],
-    'spelling': ["Spell the word {w}.", "How do you spell {w}?", "Can you spell out {w} letter by letter?"],
+                   "Price of {name} in the {grams} g size?", "How much is {name} ({grams} g)?",
+                   "What does a {grams} g bag of {name} cost?", "I'd like {grams} g of {name}. What do I pay?"],
+    'shop_brew': ["How should I brew {name}?", "What temperature and time for {name}?", "How do I make {name}?",
+                  "Brewing instructions for {name}, please.", "How hot should the water be for {name}?",
+                  "Any brewing tips for {name}?"],
+    'arithmetic': ["What is {a} {op} {b}?", "Compute {a} {op} {b}.", "Calculate {a} {op} {b}.", "{a} {op} {b} = ?",
+                   "How much is {a} {op} {b}?", "Please work out {a} {op} {b} for me."],
+    'spelling': ["Spell the word {w}.", "How do you spell {w}?", "Spell {w}, please.", "What is the spelling of {w}?",
+                 "Write {w} with dashes between the letters.", "Can you spell out {w} letter by letter?"],
     'counting': ["How many times does the letter {c} appear in {w}?", "Count the letter {c} in the word {w}.",
+                 "How many {c}'s are in {w}?", "Number of times {c} occurs in {w}?", "Count how often {c} is in {w}.",
                  "In the word {w}, how often do you see the letter {c}?"],
-    'words': ["Describe {name} in {n} words.", "Tell me about {name} in exactly {n} words.", "Use {n} words to describe {name}."],
+    'words': ["Describe {name} in {n} words.", "Tell me about {name} in exactly {n} words.", "{name} in {n} words, please.",
+              "Summarize {name} using {n} words.", "Give a {n}-word description of {name}.", "Use {n} words to describe {name}."],
     'json': ["Reply in JSON with keys name and kind: what is {name}?", "As a JSON object (keys name, kind), what is {name}?",
-             "Give me the kind of {name} as JSON with the keys name and kind."],
-    'two_turns': ["And the {grams2} g pack?", "What about {grams2} g?", "How much for {grams2} g then?"],
+             "JSON please, keys name and kind: {name}.", "What kind of tea is {name}? Answer in JSON (name, kind).",
+             "Return JSON with name and kind for {name}.", "Give me the kind of {name} as JSON with the keys name and kind."],
+    'two_turns': ["And the {grams2} g pack?", "What about {grams2} g?", "And {grams2} g?", "How about the {grams2} g size?",
+                  "And for {grams2} g?", "How much for {grams2} g then?"],
 }
 TASKS = tuple(_TEMPLATES)
 
@@ -207,6 +224,10 @@ def _one(task: str, rng: random.Random, teas: dict, words: list):
     raise ValueError(f"unknown task {task!r}; the tasks are {TASKS}")
 
 # %% ../../nbs/65_chat_sft.ipynb 16
+def conversations_version() -> str:
+    "A fingerprint of the conversation generator's templates and system prompt: a saved stage trained on other data is not reused."
+    return f"{zlib.crc32(json.dumps([_SYSTEM, _TEMPLATES], sort_keys=True).encode()):08x}"
+
 def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) -> list[dict]:
     """`n_per_task` conversations of each task for `split` ('train' or 'heldout'): train uses all templates but the
     last and content outside the held-out fifth; heldout uses the last template and the held-out content.
@@ -311,13 +332,13 @@ def sft_train(model, tokenizer, conversations, steps: int, batch_size: int, lr: 
 def sft_stage(profile: str | None = None, device=None, progress: bool = False):
     "The SFT model of `profile`: loaded from assistant_dir()/sft when trained with these sizes, else trained from the base stage."
     sizes = assistant_sizes(profile)
-    folder = assistant_dir(profile) / 'sft'
-    if (found := load_stage(folder, {'stage': 'sft', 'sizes': sizes}, device)) is not None: return found
+    folder, expect = assistant_dir(profile) / 'sft', {'stage': 'sft', 'sizes': sizes, 'data': conversations_version()}
+    if (found := load_stage(folder, expect, device)) is not None: return found
     model, tok, _ = base_stage(profile, device, progress)
     t0 = time.perf_counter()
     learn = sft_train(model, tok, make_conversations('train', sizes['n_train']), sizes['sft_steps'], sizes['sft_batch'],
                       lr=1e-3, device=device, progress=progress)
-    meta = {'stage': 'sft', 'sizes': sizes, 'seconds': round(time.perf_counter() - t0, 1),
+    meta = {**expect, 'seconds': round(time.perf_counter() - t0, 1),
             'final_loss': learn.history.steps[-1]['loss']}
     save_stage(folder, model, tok, meta)
     return model, tok, meta
