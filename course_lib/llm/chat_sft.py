@@ -18,10 +18,10 @@ from .byte_tokenizer import (ByteTokenizer, train_course_tokenizer, load_documen
 from .inference_engine import generate
 
 # %% auto 0
-__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'TASKS', 'render_chat', 'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes',
-           'document_ids', 'pretrain_base', 'base_stage', 'conversations_version', 'make_conversations', 'well_formed',
-           'task_correct', 'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
-           'check_render_turn', 'check_well_formed']
+__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'TASKS', 'INVENTED_SHARE', 'render_chat', 'assistant_dir', 'save_stage', 'load_stage',
+           'assistant_sizes', 'document_ids', 'pretrain_base', 'base_stage', 'conversations_version',
+           'make_conversations', 'well_formed', 'task_correct', 'evaluate_chat', 'sft_example', 'pad_right',
+           'sft_train', 'sft_stage', 'check_sft_labels', 'check_render_turn', 'check_well_formed']
 
 # %% ../../nbs/65_chat_sft.ipynb 5
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -167,6 +167,7 @@ _TEMPLATES = {   # the LAST template of each task is held out
                   "And for {grams2} g?", "How much for {grams2} g then?"],
 }
 TASKS = tuple(_TEMPLATES)
+INVENTED_SHARE = 0.7      # of the training draws about a tea: a made-up tea, so that answers must come from the card
 
 def _held_out(key: str) -> bool:
     "A fifth of all content is held out, by a stable hash (the same on every machine)."
@@ -194,9 +195,27 @@ def _teas():
         t['card'] = f"{name}: {t['kind']} tea from {t['origin']}. {packs}. Brew at {t['brew']}."
     return teas
 
-def _one(task: str, rng: random.Random, teas: dict, words: list):
-    "One draw of `task`: (content key, template fields, product card or None, assistant answer(s), expected value)."
+_SYLLABLES = ['Lan', 'Mei', 'Feng', 'Yun', 'Shan', 'Hua', 'Xiang', 'Jin', 'Zhu', 'Ming', 'Qing', 'Tai', 'Ping', 'Ro', 'Ka',
+              'Sen', 'Mori', 'Aki', 'Hana', 'Sora']
+_PLACES = ['Guangxi, China', 'Sichuan, China', 'Nara, Japan', 'Kagoshima, Japan', 'Nilgiri, India', 'Sikkim, India',
+           'Kenya', 'Malawi', 'Hunan, China', 'Jeju, Korea', 'Java, Indonesia', 'Georgia', 'Azores, Portugal', 'Nepal']
+
+def _invented_tea(rng: random.Random, teas: dict) -> tuple[str, dict]:
+    "A made-up tea with a product card like the shop's: training on these forces the model to read the card."
+    name = ' '.join(''.join(rng.sample(_SYLLABLES, 2)) for _ in range(rng.choice([1, 2])))
+    kind = rng.choice(sorted({t['kind'] for t in teas.values()}))
+    brew = next(t['brew'] for t in teas.values() if t['kind'] == kind)
+    p50 = rng.randrange(390, 2000, 10)
+    packs = {50: _eur(p50), 100: _eur(round(p50 * 1.8 / 10) * 10), 250: _eur(round(p50 * 4 / 10) * 10)}
+    t = {'kind': kind, 'origin': rng.choice(_PLACES), 'brew': brew, 'packs': packs}
+    t['card'] = f"{name}: {kind} tea from {t['origin']}. " + '; '.join(f"{g} g {p}" for g, p in packs.items()) + f". Brew at {brew}."
+    return name, t
+
+def _one(task: str, rng: random.Random, teas: dict, words: list, invent: float = 0.0):
+    """One draw of `task`: (content key, template fields, product card or None, assistant answer(s), expected value).
+    With probability `invent` the tea is made up (training only)."""
     name = rng.choice(sorted(teas)); t = teas[name]
+    if rng.random() < invent: name, t = _invented_tea(rng, teas)
     if task in ('shop_price', 'two_turns'):
         g, g2 = rng.sample(sorted(t['packs']), 2)
         answers = [f"{name}, {g} g, costs {t['packs'][g]}.", f"{name}, {g2} g, costs {t['packs'][g2]}."]
@@ -226,7 +245,7 @@ def _one(task: str, rng: random.Random, teas: dict, words: list):
 # %% ../../nbs/65_chat_sft.ipynb 16
 def conversations_version() -> str:
     "A fingerprint of the conversation generator's templates and system prompt: a saved stage trained on other data is not reused."
-    return f"{zlib.crc32(json.dumps([_SYSTEM, _TEMPLATES], sort_keys=True).encode()):08x}"
+    return f"{zlib.crc32(json.dumps([_SYSTEM, _TEMPLATES, _SYLLABLES, _PLACES, INVENTED_SHARE], sort_keys=True).encode()):08x}"
 
 def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) -> list[dict]:
     """`n_per_task` conversations of each task for `split` ('train' or 'heldout'): train uses all templates but the
@@ -241,7 +260,7 @@ def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) 
         while made < n_per_task:
             tries += 1
             if tries > 200 * n_per_task: raise RuntimeError(f"could not draw {n_per_task} {split} conversations of {task}")
-            key, fields, card, answers, expected = _one(task, rng, teas, words)
+            key, fields, card, answers, expected = _one(task, rng, teas, words, invent=0.0 if held else INVENTED_SHARE)
             if _held_out(key) != held: continue
             templates = _TEMPLATES[task]
             tpl = templates[-1] if held else rng.choice(templates[:-1])
