@@ -6,11 +6,6 @@ from course_lib.concepts.large_models import (load_timeline, check_gpt3_flops, c
                                               check_chinchilla_ratio, check_llama_memory)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 @pytest.fixture(scope='module')
 def rows():
     return load_timeline().set_index('name')

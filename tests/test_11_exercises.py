@@ -5,10 +5,6 @@ from course_lib.concepts.compute_cost import (training_memory_bytes, check_max_p
                                               check_kv_batch, check_gpu_time)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch): monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def rejected(capsys, result):
     out = capsys.readouterr().out
     return result is False and 'FAIL' in out and 'hint' in out

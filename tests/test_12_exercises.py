@@ -6,11 +6,6 @@ from course_lib.concepts.build_or_buy import (Question, Quiz, check_examples_nee
                                               check_build_product, check_my_question, cost_per_request)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def rejected(capsys, result):
     out = capsys.readouterr().out
     return result is False and 'FAIL' in out and 'hint' in out

@@ -6,11 +6,6 @@ from course_lib.concepts.model_to_product import (LIFTS, sample_size_two_proport
                                                   check_break_even, check_threshold, check_extra_cost)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def rejected(capsys, result):
     out = capsys.readouterr().out
     return result is False and 'FAIL' in out and 'hint' in out

@@ -5,11 +5,6 @@ from course_lib.maths.losses import (check_huber_grad, check_label_smoothing, ch
                                      check_bce_logits_grad, cross_entropy, perplexity)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def passes(capsys, checker, answer):
     assert checker('Exercise X', answer) is True
     out = capsys.readouterr().out

@@ -4,11 +4,6 @@ from course_lib.maths.activations import (check_softplus_grad, check_softmax_tem
                                           check_dead_mask, sigmoid, sigmoid_grad, relu_grad, softmax)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def passes(capsys, checker, answer):
     assert checker('Exercise X', answer) is True
     out = capsys.readouterr().out

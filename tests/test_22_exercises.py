@@ -4,11 +4,6 @@ import pytest, torch
 from course_lib.maths.optimizers import check_max_lr, check_momentum_step, check_bias_correction
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def passes(capsys, checker, answer):
     assert checker('Exercise X', answer) is True
     out = capsys.readouterr().out

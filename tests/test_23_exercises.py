@@ -5,11 +5,6 @@ from course_lib.maths.backprop import (check_sigmoid_layer_backward, check_value
                                        linear_backward, Value)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def passes(capsys, checker, answer):
     assert checker('Exercise X', answer) is True
     out = capsys.readouterr().out

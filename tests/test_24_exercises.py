@@ -4,11 +4,6 @@ import torch.nn as nn
 from course_lib.maths.regularization import check_l2_weight_decay, check_dropout, check_bn_eval, check_flip_ok
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def passes(capsys, checker, *answer):
     assert checker('Exercise X', *answer) is True
     out = capsys.readouterr().out

@@ -5,11 +5,6 @@ import torch.nn.functional as F
 from course_lib.algorithms import cnn_rnn as CR
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def passes(capsys, ok):
     out = capsys.readouterr().out
     assert ok is True and 'PASS' in out, out

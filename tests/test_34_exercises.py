@@ -4,11 +4,6 @@ import torch
 from course_lib.algorithms import finetuning as FT
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def passes(capsys, ok):
     out = capsys.readouterr().out
     assert ok is True and 'PASS' in out, out

@@ -5,10 +5,6 @@ from course_lib.train.learner import MLP
 from course_lib.projects.digits_mlp import check_count_trainable, check_n_params, check_test_accuracy
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
 def assert_fails(capsys, result):
     assert result is False
     assert 'FAIL' in capsys.readouterr().out

@@ -4,10 +4,6 @@ import torch
 from course_lib.projects.four_points import check_possible_accuracies, check_boundary, check_n_needed, accuracy_interval
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
 def assert_fails(capsys, result):
     assert result is False
     assert 'FAIL' in capsys.readouterr().out

@@ -5,10 +5,6 @@ from course_lib.projects.risk_scoring import check_auc, check_cost, check_recall
 from course_lib.projects.four_points import accuracy_interval
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
 def assert_fails(capsys, result):
     assert result is False
     assert 'FAIL' in capsys.readouterr().out

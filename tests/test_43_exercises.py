@@ -4,10 +4,6 @@ import torch
 from course_lib.projects.lstm_classifier import check_encode_with_unk, check_pad_batch, check_f1_per_class
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
 def assert_fails(capsys, result):
     assert result is False
     assert 'FAIL' in capsys.readouterr().out

@@ -4,10 +4,6 @@ import torch
 from course_lib.projects.text_generation import check_top_k, check_repetition_penalty, check_distinct_n
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
 def assert_fails(capsys, result):
     assert result is False
     assert 'FAIL' in capsys.readouterr().out

@@ -5,10 +5,6 @@ import torch.nn.functional as F
 from course_lib.projects.semantic_search import check_cosine_matrix, check_top_k_positions, check_hit_rate
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
 def assert_fails(capsys, result):
     assert result is False
     assert 'FAIL' in capsys.readouterr().out

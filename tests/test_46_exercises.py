@@ -6,10 +6,6 @@ from course_lib.projects.qa_assistant import (FAQAssistant, load_faq, check_refu
                                               check_extended_faq)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
 def assert_fails(capsys, result):
     assert result is False
     assert 'FAIL' in capsys.readouterr().out

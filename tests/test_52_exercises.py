@@ -6,11 +6,6 @@ from course_lib.applications.forecasting import (check_drift_forecast, check_n_w
                                                  seasonal_naive_forecast)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def verdict(capsys, result):
     out = capsys.readouterr().out
     if result is True and out.startswith('PASS'): return 'pass'

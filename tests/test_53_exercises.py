@@ -5,11 +5,6 @@ from course_lib.projects.four_points import accuracy_interval
 from course_lib.applications.risk_fairness import check_rates_by_hand, check_fpr_identity, check_fpr_intervals
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def verdict(capsys, result):
     out = capsys.readouterr().out
     if result is True and out.startswith('PASS'): return 'pass'

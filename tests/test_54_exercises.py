@@ -5,11 +5,6 @@ from course_lib.applications.deployment import (check_throughput, check_int8_wei
                                                 check_mismatch_accuracy, make_app, digits_preprocess, serve_in_thread)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def rejected(capsys, result):
     out = capsys.readouterr().out
     return result is False and 'FAIL' in out and 'hint' in out

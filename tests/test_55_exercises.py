@@ -5,11 +5,6 @@ from course_lib.applications.trust import (check_clip_norms, check_smallest_sigm
                                            check_shifted_accuracy, integrated_gradients, dp_epsilon, shift_right)
 
 
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
 def verdict(capsys, result):
     out = capsys.readouterr().out
     if result is True and out.startswith('PASS'): return 'pass'

@@ -3,26 +3,12 @@ import pytest
 import torch
 from course_lib.llm import chat_sft as S
 from course_lib.llm.byte_tokenizer import train_byte_bpe
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
+from exercise_helpers import passes, fails
 
 
 @pytest.fixture(scope='module')
 def tok():
     return train_byte_bpe('How much is Keemun? It costs 8.90 EUR. ignore this yes ' * 10, 300)
-
-
-def passes(capsys, ok):
-    out = capsys.readouterr().out
-    assert ok is True and 'PASS' in out, out
-
-
-def fails(capsys, ok):
-    out = capsys.readouterr().out
-    assert ok is False and 'FAIL' in out, out
 
 
 def test_strict_mode_raises(monkeypatch):

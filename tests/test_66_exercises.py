@@ -4,26 +4,12 @@ import pytest
 from course_lib.llm import tool_use as T
 from course_lib.llm.chat_sft import render_chat
 from course_lib.llm.byte_tokenizer import train_byte_bpe
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
+from exercise_helpers import passes, fails
 
 
 @pytest.fixture(scope='module')
 def tok():
     return train_byte_bpe('What is 12 * 34? calculator: 12 * 34 = 408. Order KL-10025 is delivered. ' * 10, 300)
-
-
-def passes(capsys, ok):
-    out = capsys.readouterr().out
-    assert ok is True and 'PASS' in out, out
-
-
-def fails(capsys, ok):
-    out = capsys.readouterr().out
-    assert ok is False and 'FAIL' in out, out
 
 
 def test_strict_mode_raises(monkeypatch):
