@@ -35,8 +35,8 @@ def speedrun_sizes(profile: str | None = None) -> dict:
         workshop=dict(d_model=96, n_layers=3, n_heads=4, block=128, batch=16, budget_steps=200, max_steps=260,
                       eval_every=10, warmup_steps=20, valid_windows=64, train_bytes_per_source=None,
                       valid_bytes_per_source=None, timing_rounds=5, timing_steps=10),
-        full=dict(d_model=384, n_layers=6, n_heads=6, block=256, batch=32, budget_steps=3000, max_steps=4500,
-                  eval_every=50, warmup_steps=100, valid_windows=512, train_bytes_per_source=None,
+        full=dict(d_model=768, n_layers=8, n_heads=12, block=512, batch=32, budget_steps=1000, max_steps=1500,
+                  eval_every=25, warmup_steps=50, valid_windows=512, train_bytes_per_source=None,
                   valid_bytes_per_source=None, timing_rounds=5, timing_steps=20),
         profile=profile)}
 
@@ -328,7 +328,7 @@ def train_speedrun(config: SpeedrunConfig, train_ids, valid_ids, sizes: dict, se
     cb = EvalEveryCB(valid_dl, sizes['eval_every'], target)
     learn = Learner(model, train_dl, None, opt_func=speedrun_opt_func(model, config, sizes), lr=sizes['lr'],
                     schedule=warmup_then_constant(sizes['warmup_steps']), max_grad_norm=sizes['max_grad_norm'],
-                    progress=False, cbs=[cb], precision='fp32')
+                    progress=False, cbs=[cb], precision='auto')     # fp32 on a CPU, bf16 on a recent GPU
     learn.fit(1, max_steps=sizes['max_steps'])
     return cb.evals
 
