@@ -132,3 +132,10 @@ def test_render_chat_tool_call_and_result(tok):
     assert mask[-1] == 1 and ids[-1] == sp['<|end|>']
     with pytest.raises(TypeError, match='tool_call'):
         S.render_chat(tok, [{'role': 'assistant', 'tool_call': 5}])
+
+
+def test_task_correct_matches_whole_prices_only():
+    ex = {'task': 'shop_price', 'expected': '8.30 EUR'}
+    assert S.task_correct(ex, 'It costs 8.30 EUR.') and not S.task_correct(ex, 'It costs 58.30 EUR.')
+    assert S.task_correct({'task': 'shop_brew', 'expected': '75 °C'}, 'Brew at 75 °C.')
+    assert not S.task_correct({'task': 'shop_brew', 'expected': '75 °C'}, 'Brew at 175 °C.')

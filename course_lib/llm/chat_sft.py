@@ -18,10 +18,11 @@ from .byte_tokenizer import (ByteTokenizer, train_course_tokenizer, load_documen
 from .inference_engine import generate
 
 # %% auto 0
-__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'TASKS', 'INVENTED_SHARE', 'render_chat', 'assistant_dir', 'save_stage', 'load_stage',
-           'assistant_sizes', 'document_ids', 'pretrain_base', 'base_stage', 'conversations_version',
-           'make_conversations', 'well_formed', 'task_correct', 'evaluate_chat', 'sft_example', 'pad_right',
-           'sft_train', 'sft_stage', 'check_sft_labels', 'check_render_turn', 'check_well_formed']
+__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'INVENTED_SHARE', 'render_chat', 'assistant_dir',
+           'save_stage', 'load_stage', 'assistant_sizes', 'document_ids', 'pretrain_base', 'base_stage', 'is_held_out',
+           'eur', 'shop_teas', 'invented_tea', 'conversations_version', 'make_conversations', 'well_formed',
+           'task_correct', 'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
+           'check_render_turn', 'check_well_formed']
 
 # %% ../../nbs/65_chat_sft.ipynb 5
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -143,8 +144,8 @@ def base_stage(profile: str | None = None, device=None, progress: bool = False):
     return model, tok, meta
 
 # %% ../../nbs/65_chat_sft.ipynb 14
-_SYSTEM = "You are the Kettle & Leaf assistant. Answer briefly."
-_TEMPLATES = {   # the LAST template of each task is held out
+SYSTEM_PROMPT = "You are the Kettle & Leaf assistant. Answer briefly."
+TEMPLATES = {   # the LAST template of each task is held out
     'shop_price': ["How much does the {grams} g pack of {name} cost?", "What is the price of {name}, {grams} g?",
                    "Price of {name} in the {grams} g size?", "How much is {name} ({grams} g)?",
                    "What does a {grams} g bag of {name} cost?", "I'd like {grams} g of {name}. What do I pay?"],
@@ -166,14 +167,14 @@ _TEMPLATES = {   # the LAST template of each task is held out
     'two_turns': ["And the {grams2} g pack?", "What about {grams2} g?", "And {grams2} g?", "How about the {grams2} g size?",
                   "And for {grams2} g?", "How much for {grams2} g then?"],
 }
-TASKS = tuple(_TEMPLATES)
+TASKS = tuple(TEMPLATES)
 INVENTED_SHARE = 0.7      # of the training draws about a tea: a made-up tea, so that answers must come from the card
 
-def _held_out(key: str) -> bool:
+def is_held_out(key: str) -> bool:
     "A fifth of all content is held out, by a stable hash (the same on every machine)."
     return zlib.crc32(key.encode()) % 5 == 0
 
-def _eur(cents: int) -> str: return f"{cents // 100}.{cents % 100:02d} EUR"
+def eur(cents: int) -> str: return f"{cents // 100}.{cents % 100:02d} EUR"
 
 def _word_list() -> list[str]:
     "Lower-case words of 3-10 letters from the English fortunes, the 400 most frequent (deterministic)."
@@ -183,13 +184,13 @@ def _word_list() -> list[str]:
     return sorted(w for w, _ in counts.most_common(400))
 
 # %% ../../nbs/65_chat_sft.ipynb 15
-def _teas():
+def shop_teas():
     "The shop's teas: {name: {'kind', 'origin', 'brew', 'packs': {grams: price}, 'card': one-line product card}}."
     teas = {}
     for p in make_shop_catalog(0)['products']:
         if not p['grams']: continue
         t = teas.setdefault(p['name'], {'kind': p['kind'], 'origin': p['origin'], 'brew': p['brew'], 'packs': {}})
-        t['packs'][p['grams']] = _eur(p['price'])
+        t['packs'][p['grams']] = eur(p['price'])
     for name, t in teas.items():
         packs = '; '.join(f"{g} g {price}" for g, price in sorted(t['packs'].items()))
         t['card'] = f"{name}: {t['kind']} tea from {t['origin']}. {packs}. Brew at {t['brew']}."
@@ -200,13 +201,13 @@ _SYLLABLES = ['Lan', 'Mei', 'Feng', 'Yun', 'Shan', 'Hua', 'Xiang', 'Jin', 'Zhu',
 _PLACES = ['Guangxi, China', 'Sichuan, China', 'Nara, Japan', 'Kagoshima, Japan', 'Nilgiri, India', 'Sikkim, India',
            'Kenya', 'Malawi', 'Hunan, China', 'Jeju, Korea', 'Java, Indonesia', 'Georgia', 'Azores, Portugal', 'Nepal']
 
-def _invented_tea(rng: random.Random, teas: dict) -> tuple[str, dict]:
+def invented_tea(rng: random.Random, teas: dict) -> tuple[str, dict]:
     "A made-up tea with a product card like the shop's: training on these forces the model to read the card."
     name = ' '.join(''.join(rng.sample(_SYLLABLES, 2)) for _ in range(rng.choice([1, 2])))
     kind = rng.choice(sorted({t['kind'] for t in teas.values()}))
     brew = next(t['brew'] for t in teas.values() if t['kind'] == kind)
     p50 = rng.randrange(390, 2000, 10)
-    packs = {50: _eur(p50), 100: _eur(round(p50 * 1.8 / 10) * 10), 250: _eur(round(p50 * 4 / 10) * 10)}
+    packs = {50: eur(p50), 100: eur(round(p50 * 1.8 / 10) * 10), 250: eur(round(p50 * 4 / 10) * 10)}
     t = {'kind': kind, 'origin': rng.choice(_PLACES), 'brew': brew, 'packs': packs}
     t['card'] = f"{name}: {kind} tea from {t['origin']}. " + '; '.join(f"{g} g {p}" for g, p in packs.items()) + f". Brew at {brew}."
     return name, t
@@ -215,7 +216,7 @@ def _one(task: str, rng: random.Random, teas: dict, words: list, invent: float =
     """One draw of `task`: (content key, template fields, product card or None, assistant answer(s), expected value).
     With probability `invent` the tea is made up (training only)."""
     name = rng.choice(sorted(teas)); t = teas[name]
-    if rng.random() < invent: name, t = _invented_tea(rng, teas)
+    if rng.random() < invent: name, t = invented_tea(rng, teas)
     if task in ('shop_price', 'two_turns'):
         g, g2 = rng.sample(sorted(t['packs']), 2)
         answers = [f"{name}, {g} g, costs {t['packs'][g]}.", f"{name}, {g2} g, costs {t['packs'][g2]}."]
@@ -245,7 +246,7 @@ def _one(task: str, rng: random.Random, teas: dict, words: list, invent: float =
 # %% ../../nbs/65_chat_sft.ipynb 16
 def conversations_version() -> str:
     "A fingerprint of the conversation generator's templates and system prompt: a saved stage trained on other data is not reused."
-    return f"{zlib.crc32(json.dumps([_SYSTEM, _TEMPLATES, _SYLLABLES, _PLACES, INVENTED_SHARE], sort_keys=True).encode()):08x}"
+    return f"{zlib.crc32(json.dumps([SYSTEM_PROMPT, TEMPLATES, _SYLLABLES, _PLACES, INVENTED_SHARE], sort_keys=True).encode()):08x}"
 
 def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) -> list[dict]:
     """`n_per_task` conversations of each task for `split` ('train' or 'heldout'): train uses all templates but the
@@ -253,7 +254,7 @@ def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) 
     Each is {'task', 'messages' (ending with the assistant's answer), 'expected'}."""
     if split not in ('train', 'heldout'): raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
     held = split == 'heldout'
-    rng, teas, words = random.Random(f"{seed}/{split}"), _teas(), _word_list()
+    rng, teas, words = random.Random(f"{seed}/{split}"), shop_teas(), _word_list()
     out = []
     for task in tasks:
         made, tries = 0, 0
@@ -261,13 +262,13 @@ def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) 
             tries += 1
             if tries > 200 * n_per_task: raise RuntimeError(f"could not draw {n_per_task} {split} conversations of {task}")
             key, fields, card, answers, expected = _one(task, rng, teas, words, invent=0.0 if held else INVENTED_SHARE)
-            if _held_out(key) != held: continue
-            templates = _TEMPLATES[task]
+            if is_held_out(key) != held: continue
+            templates = TEMPLATES[task]
             tpl = templates[-1] if held else rng.choice(templates[:-1])
-            system = _SYSTEM + (f"\nProduct: {card}" if card else "")
+            system = SYSTEM_PROMPT + (f"\nProduct: {card}" if card else "")
             msgs = [{'role': 'system', 'content': system}]
             if task == 'two_turns':
-                first = _TEMPLATES['shop_price'][-1] if held else rng.choice(_TEMPLATES['shop_price'][:-1])
+                first = TEMPLATES['shop_price'][-1] if held else rng.choice(TEMPLATES['shop_price'][:-1])
                 msgs += [{'role': 'user', 'content': first.format(**fields)}, {'role': 'assistant', 'content': answers[0]}]
             msgs += [{'role': 'user', 'content': tpl.format(**fields)}, {'role': 'assistant', 'content': answers[-1]}]
             out.append({'task': task, 'messages': msgs, 'expected': expected, 'key': key, 'template': tpl})
@@ -288,7 +289,8 @@ def _last_int(text: str):
 def task_correct(example: dict, reply: str) -> bool:
     "Whether `reply` answers `example` (from make_conversations) correctly, by its task's rule."
     task, want = example['task'], example['expected']
-    if task in ('shop_price', 'two_turns', 'shop_brew'): return want in reply
+    if task in ('shop_price', 'two_turns', 'shop_brew'):       # '8.30 EUR' must not match inside '58.30 EUR'
+        return re.search(r'(?<![\d.])' + re.escape(want), reply) is not None
     if task in ('arithmetic', 'counting'): return _last_int(reply) == want
     if task == 'spelling': return want in reply
     if task == 'words': return len(reply.split()) == want

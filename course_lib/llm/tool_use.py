@@ -11,7 +11,7 @@ import torch
 from ..core import get_profile
 from .byte_tokenizer import make_shop_catalog
 from .inference_engine import generate
-from .chat_sft import (render_chat, well_formed, assistant_dir, save_stage, load_stage, assistant_sizes,
+from .chat_sft import (SYSTEM_PROMPT, eur, is_held_out, render_chat, well_formed, assistant_dir, save_stage, load_stage, assistant_sizes,
                                      sft_stage, sft_train, make_conversations, conversations_version)
 
 # %% auto 0
@@ -73,8 +73,6 @@ def calculator(expr: str) -> str:
     return format_number(_calc_node(tree.body, expr, 0))
 
 # %% ../../nbs/66_tool_use.ipynb 11
-def _eur(cents: int) -> str: return f"{cents // 100}.{cents % 100:02d} EUR"
-
 @lru_cache(maxsize=1)
 def _shop():
     "(orders by id, {tea name: {grams: price in cents}}, {sku: product}) of make_shop_catalog(0)."
@@ -97,14 +95,14 @@ def lookup(query: str) -> str:
         if order is None:
             raise ToolError(f"no order {words[1]!r}; order ids look like KL-10025")
         items = ', '.join(f"{q} x {sku}" for sku, q in order['items'])
-        return f"order {order['order_id']}: {order['status']}; {items}; total {_eur(order['total'])}"
+        return f"order {order['order_id']}: {order['status']}; {items}; total {eur(order['total'])}"
     if len(words) >= 3 and words[0].lower() == 'price':
         name, grams = ' '.join(words[1:-1]), words[-1].lower().removesuffix('g')
         tea = next((t for t in teas if t.lower() == name.lower()), None)
         if tea is None: raise ToolError(f"the shop has no tea named {name!r}; {_LOOKUP_EXAMPLE}")
         if not grams.isdigit() or int(grams) not in teas[tea]:
             raise ToolError(f"{tea} comes in {', '.join(map(str, sorted(teas[tea])))} g, not {words[-1]!r}; {_LOOKUP_EXAMPLE}")
-        return _eur(teas[tea][int(grams)])
+        return eur(teas[tea][int(grams)])
     raise ToolError(f"a lookup is 'order <id>' or 'price <tea> <grams>', got {query!r}; {_LOOKUP_EXAMPLE}")
 
 # %% ../../nbs/66_tool_use.ipynb 14
@@ -134,7 +132,7 @@ def run_tool_call(text: str, tools=None) -> str:
         return f"error: {err}"
 
 # %% ../../nbs/66_tool_use.ipynb 20
-BASE_SYSTEM = "You are the Kettle & Leaf assistant. Answer briefly."      # chapter 65's system prompt
+BASE_SYSTEM = SYSTEM_PROMPT                                                 # chapter 65's system prompt
 TOOL_SYSTEM = BASE_SYSTEM + "\nTools: calculator, lookup."
 _TOOL_TEMPLATES = {   # the LAST template of each task is held out
     'calc': ["What is {a} {op} {b}?", "Compute {a} {op} {b}.", "Calculate {a} {op} {b}, please.", "{a} {op} {b} = ?",
@@ -154,10 +152,6 @@ def tools_data_version() -> str:
     "A fingerprint of the tool conversations' templates and system prompt: a stage trained on other data is not reused."
     return f"{zlib.crc32(json.dumps([TOOL_SYSTEM, _TOOL_TEMPLATES, 'v1'], sort_keys=True).encode()):08x}"
 
-def _held_out(key: str) -> bool:
-    "A fifth of the content is held out, by chapter 65's stable hash."
-    return zlib.crc32(key.encode()) % 5 == 0
-
 def _draw(task: str, rng: random.Random):
     "One draw of `task`: (content key, template fields, calls, answer, expected value)."
     orders, teas, _ = _shop()
@@ -173,7 +167,7 @@ def _draw(task: str, rng: random.Random):
         calls = [f"lookup: order {oid}"] if task == 'order' else [f"lookup: order {oid[3:]}", f"lookup: order {oid}"]
         return oid, dict(oid=oid, num=oid[3:]), calls, f"Order {oid} is {status}.", status
     if task == 'price':
-        name = rng.choice(sorted(teas)); grams = rng.choice(sorted(teas[name])); price = _eur(teas[name][grams])
+        name = rng.choice(sorted(teas)); grams = rng.choice(sorted(teas[name])); price = eur(teas[name][grams])
         return name, dict(name=name, grams=grams), [f"lookup: price {name} {grams}"], f"{name}, {grams} g, costs {price}.", price
     raise ValueError(f"unknown task {task!r}; the tasks are {TOOL_TASKS}")
 
@@ -192,7 +186,7 @@ def make_tool_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TO
             tries += 1
             if tries > 200 * n: raise RuntimeError(f"could not draw {n} {split} conversations of {task}")
             key, fields, calls, answer, expected = _draw(task, rng)
-            if _held_out(key) != held: continue
+            if is_held_out(key) != held: continue
             tpl = _TOOL_TEMPLATES[task][-1] if held else rng.choice(_TOOL_TEMPLATES[task][:-1])
             msgs = [{'role': 'system', 'content': TOOL_SYSTEM}, {'role': 'user', 'content': tpl.format(**fields)}]
             for k, call in enumerate(calls):
