@@ -139,3 +139,13 @@ def test_task_correct_matches_whole_prices_only():
     assert S.task_correct(ex, 'It costs 8.30 EUR.') and not S.task_correct(ex, 'It costs 58.30 EUR.')
     assert S.task_correct({'task': 'shop_brew', 'expected': '75 °C'}, 'Brew at 75 °C.')
     assert not S.task_correct({'task': 'shop_brew', 'expected': '75 °C'}, 'Brew at 175 °C.')
+
+
+def test_save_stage_replaces_an_existing_stage_and_leaves_no_leftovers(tok, tmp_path):
+    a, b = _tiny(tok), _tiny(tok)
+    with torch.no_grad(): b.embed.weight.add_(1.0)
+    S.save_stage(tmp_path / 'sft', a, tok, {'stage': 'sft', 'v': 1})
+    S.save_stage(tmp_path / 'sft', b, tok, {'stage': 'sft', 'v': 2})
+    m, _, meta = S.load_stage(tmp_path / 'sft')
+    assert meta['v'] == 2 and torch.equal(m.embed.weight, b.embed.weight)
+    assert [p.name for p in tmp_path.iterdir()] == ['sft']

@@ -70,10 +70,12 @@ def save_stage(folder, model: ModernLM, tokenizer: ByteTokenizer, meta: dict) ->
         save_file(state, str(tmp / 'model.safetensors'))
         tokenizer.save(tmp / 'tokenizer.json')
         (tmp / 'config.json').write_text(json.dumps({'model': asdict(model.config), 'meta': meta}, indent=2))
-        if folder.exists(): shutil.rmtree(folder)
+        old = folder.with_name(tmp.name.replace('.tmp-', '.old-')) if folder.exists() else None
+        if old is not None: os.replace(folder, old)        # the previous stage is kept until the new one is in place
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
+    if old is not None: shutil.rmtree(old, ignore_errors=True)
     return folder
 
 def load_stage(folder, expect_meta: dict | None = None, device=None):
