@@ -3,21 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from course_lib.llm import dpo as D
-
-
-@pytest.fixture(autouse=True)
-def lenient(monkeypatch):
-    monkeypatch.delenv('COURSE_STRICT_CHECKS', raising=False)
-
-
-def passes(capsys, ok):
-    out = capsys.readouterr().out
-    assert ok is True and 'PASS' in out, out
-
-
-def fails(capsys, ok):
-    out = capsys.readouterr().out
-    assert ok is False and 'FAIL' in out, out
+from exercise_helpers import passes, fails
 
 
 def test_strict_mode_raises(monkeypatch):

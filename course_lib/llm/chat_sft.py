@@ -20,7 +20,7 @@ from .inference_engine import generate
 # %% auto 0
 __all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'INVENTED_SHARE', 'render_chat', 'assistant_dir',
            'save_stage', 'load_stage', 'assistant_sizes', 'document_ids', 'pretrain_base', 'base_stage', 'is_held_out',
-           'eur', 'shop_teas', 'invented_tea', 'conversations_version', 'make_conversations', 'well_formed',
+           'eur', 'shop_teas', 'invented_tea', 'conversations_version', 'make_conversations', 'well_formed', 'last_int',
            'task_correct', 'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
            'check_render_turn', 'check_well_formed']
 
@@ -284,7 +284,8 @@ def well_formed(completion, tokenizer) -> bool:
     return (completion.finish_reason == 'stop' and len(completion.tokens) > 0
             and not any(t in specials for t in completion.tokens))
 
-def _last_int(text: str):
+def last_int(text: str):
+    "The last integer written in `text` (a minus sign included), or None when there is none."
     found = re.findall(r"-?\d+", text)
     return int(found[-1]) if found else None
 
@@ -293,7 +294,7 @@ def task_correct(example: dict, reply: str) -> bool:
     task, want = example['task'], example['expected']
     if task in ('shop_price', 'two_turns', 'shop_brew'):       # '8.30 EUR' must not match inside '58.30 EUR'
         return re.search(r'(?<![\d.])' + re.escape(want), reply) is not None
-    if task in ('arithmetic', 'counting'): return _last_int(reply) == want
+    if task in ('arithmetic', 'counting'): return last_int(reply) == want
     if task == 'spelling': return want in reply
     if task == 'words': return len(reply.split()) == want
     if task == 'json':

@@ -8,6 +8,7 @@ import copy, json, math, random, re, time, zlib
 import torch
 import torch.nn.functional as F
 from ..core import get_profile
+from ..train.learner import warmup_cosine_schedule
 from .chat_sft import (render_chat, pad_right, make_conversations, conversations_version, assistant_dir,
                                      assistant_sizes, save_stage, load_stage, sft_stage, TASKS)
 from .chat_sft import SYSTEM_PROMPT, TEMPLATES, shop_teas, invented_tea, is_held_out, eur
@@ -192,10 +193,6 @@ def _shares_weights(a, b) -> bool:
     ptrs = {p.data_ptr() for p in a.parameters()}
     return any(p.data_ptr() in ptrs for p in b.parameters())
 
-def _cosine_with_warmup(steps: int):
-    warmup = max(1, steps // 10)
-    return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps))
-
 # %% ../../nbs/67_dpo.ipynb 20
 def dpo_train(policy, reference, tokenizer, pairs, steps: int, batch_size: int, beta: float = 0.1, lr: float = 1e-4,
               seed: int = 0, max_grad_norm: float = 1.0) -> list[dict]:
@@ -210,7 +207,7 @@ def dpo_train(policy, reference, tokenizer, pairs, steps: int, batch_size: int, 
     dev = next(policy.parameters()).device
     policy.train(); reference.to(dev).eval().requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_with_warmup(steps))
+    sched = warmup_cosine_schedule(opt, steps, warmup_steps=max(1, steps // 10), min_lr_ratio=0.0)   # chapter 02's schedule
     g, history = torch.Generator().manual_seed(seed), []
     for step in range(steps):
         batch = [pairs[i] for i in torch.randint(len(pairs), (batch_size,), generator=g).tolist()]

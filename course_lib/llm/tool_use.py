@@ -11,7 +11,7 @@ import torch
 from ..core import get_profile
 from .byte_tokenizer import make_shop_catalog
 from .inference_engine import generate
-from .chat_sft import (SYSTEM_PROMPT, eur, is_held_out, render_chat, well_formed, assistant_dir, save_stage, load_stage, assistant_sizes,
+from .chat_sft import (SYSTEM_PROMPT, eur, is_held_out, last_int, render_chat, well_formed, assistant_dir, save_stage, load_stage, assistant_sizes,
                                      sft_stage, sft_train, make_conversations, conversations_version)
 
 # %% auto 0
@@ -199,14 +199,10 @@ def make_tool_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TO
             made += 1
     return out
 
-def _last_int(text: str):
-    found = re.findall(r"-?\d+", text)
-    return int(found[-1]) if found else None
-
 def tool_answer_correct(example: dict, text: str) -> bool:
     "Whether a final answer is right: the last integer for arithmetic, the status word or the price for lookups."
     want = example['expected']
-    if isinstance(want, int): return _last_int(text) == want
+    if isinstance(want, int): return last_int(text) == want
     return re.search(rf"(?<![\w.]){re.escape(want)}(?![\w])", text) is not None
 
 # %% ../../nbs/66_tool_use.ipynb 24
