@@ -53,6 +53,18 @@ def test_task_correct_rejects_wrong_answers():
     assert S.task_correct(ex['counting'], f"It is {ex['counting']['expected']}.")
 
 
+def test_no_card_task_declines_without_a_card():
+    convs = [e for e in S.make_conversations('train', 20) + S.make_conversations('heldout', 20) if e['task'] == 'no_card']
+    teas = S.shop_teas()
+    assert convs and all('Product:' not in e['messages'][0]['content'] for e in convs)      # no card in the prompt
+    assert all(e['key'] not in teas for e in convs)                                        # a tea the shop does not sell
+    assert all(e['messages'][-1]['content'] == S.REFUSAL.format(subject=e['key']) for e in convs)
+    ex = convs[0]
+    assert S.task_correct(ex, S.REFUSAL.format(subject=ex['key']))
+    assert not S.task_correct(ex, f"{ex['key']}, 100 g, costs 12.40 EUR.")                # an invented price fails
+    assert S.is_refusal("I'm sorry, I don't have information about Mars.") and not S.is_refusal('It costs 3 EUR.')
+
+
 def test_well_formed(tok):
     w = tok.encode_ordinary('tea')[0]
     assert S.well_formed(Completion([w], 'stop'), tok)

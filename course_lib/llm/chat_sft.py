@@ -18,11 +18,12 @@ from .byte_tokenizer import (ByteTokenizer, train_course_tokenizer, load_documen
 from .inference_engine import generate
 
 # %% auto 0
-__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'INVENTED_SHARE', 'render_chat', 'assistant_dir',
-           'save_stage', 'load_stage', 'assistant_sizes', 'document_ids', 'pretrain_base', 'base_stage', 'is_held_out',
-           'eur', 'shop_teas', 'invented_tea', 'conversations_version', 'make_conversations', 'well_formed', 'last_int',
-           'task_correct', 'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
-           'check_render_turn', 'check_well_formed']
+__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'REFUSAL', 'INVENTED_SHARE', 'render_chat',
+           'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes', 'document_ids', 'pretrain_base',
+           'base_stage', 'is_held_out', 'eur', 'shop_teas', 'invented_tea', 'conversations_version',
+           'make_conversations', 'well_formed', 'last_int', 'task_correct', 'is_refusal', 'evaluate_chat',
+           'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels', 'check_render_turn',
+           'check_well_formed']
 
 # %% ../../nbs/65_chat_sft.ipynb 5
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -169,7 +170,9 @@ TEMPLATES = {   # the LAST template of each task is held out
     'two_turns': ["And the {grams2} g pack?", "What about {grams2} g?", "And {grams2} g?", "How about the {grams2} g size?",
                   "And for {grams2} g?", "How much for {grams2} g then?"],
 }
+TEMPLATES['no_card'] = TEMPLATES['shop_price']   # the same questions; only the missing card differs
 TASKS = tuple(TEMPLATES)
+REFUSAL = "I'm sorry, I don't have information about {subject}."
 INVENTED_SHARE = 0.7      # of the training draws about a tea: a made-up tea, so that answers must come from the card
 
 def is_held_out(key: str) -> bool:
@@ -243,12 +246,15 @@ def _one(task: str, rng: random.Random, teas: dict, words: list, invent: float =
         return name, dict(name=name, n=n), t['card'], [' '.join(sentence[:n]) + '.'], n
     if task == 'json':
         return name, dict(name=name), t['card'], [json.dumps({'name': name, 'kind': t['kind']})], t['kind']
+    if task == 'no_card':                            # always a made-up tea, and no card: decline
+        name, t = invented_tea(rng, teas)
+        return name, dict(name=name, grams=rng.choice(sorted(t['packs']))), None, [REFUSAL.format(subject=name)], name
     raise ValueError(f"unknown task {task!r}; the tasks are {TASKS}")
 
 # %% ../../nbs/65_chat_sft.ipynb 16
 def conversations_version() -> str:
     "A fingerprint of the conversation generator's templates and system prompt: a saved stage trained on other data is not reused."
-    return f"{zlib.crc32(json.dumps([SYSTEM_PROMPT, TEMPLATES, _SYLLABLES, _PLACES, INVENTED_SHARE], sort_keys=True).encode()):08x}"
+    return f"{zlib.crc32(json.dumps([SYSTEM_PROMPT, TEMPLATES, REFUSAL, _SYLLABLES, _PLACES, INVENTED_SHARE], sort_keys=True).encode()):08x}"
 
 def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) -> list[dict]:
     """`n_per_task` conversations of each task for `split` ('train' or 'heldout'): train uses all templates but the
@@ -301,7 +307,12 @@ def task_correct(example: dict, reply: str) -> bool:
         try: obj = json.loads(reply)
         except ValueError: return False
         return isinstance(obj, dict) and obj.get('kind') == want and obj.get('name') == example['key']
+    if task == 'no_card': return is_refusal(reply)
     raise ValueError(f"unknown task {task!r}")
+
+def is_refusal(reply: str) -> bool:
+    "Whether a reply declines for lack of information, in the shape the `no_card` task (and chapter 67) teaches."
+    return bool(re.search(r"\bI'm sorry\b|\bdon't have information\b", reply, re.IGNORECASE))
 
 @torch.no_grad()
 def evaluate_chat(model, tokenizer, examples, max_new_tokens: int = 40, batch_size: int = 32) -> dict:

@@ -12,12 +12,13 @@ from ..train.learner import warmup_cosine_schedule
 from .chat_sft import (render_chat, pad_right, make_conversations, conversations_version, assistant_dir,
                                      assistant_sizes, save_stage, load_stage, sft_stage, TASKS)
 from .chat_sft import SYSTEM_PROMPT, TEMPLATES, shop_teas, invented_tea, is_held_out, eur
+from .chat_sft import REFUSAL, is_refusal     # chapter 65's `no_card` task taught this refusal
 from .inference_engine import generate
 
 # %% auto 0
-__all__ = ['REFUSAL', 'PAIR_KINDS', 'dpo_settings', 'reply_example', 'sequence_logprobs', 'dpo_loss', 'preference_version',
+__all__ = ['PAIR_KINDS', 'dpo_settings', 'reply_example', 'sequence_logprobs', 'dpo_loss', 'preference_version',
            'make_preference_pairs', 'pair_batch', 'pair_logprobs', 'reward_accuracy', 'dpo_train', 'evaluate_rewards',
-           'dpo_stage', 'is_refusal', 'greedy_replies', 'behaviour', 'mean_token_kl', 'reply_kl', 'check_dpo_loss',
+           'dpo_stage', 'greedy_replies', 'behaviour', 'mean_token_kl', 'reply_kl', 'check_dpo_loss',
            'check_reply_logprob', 'check_reward_accuracy']
 
 # %% ../../nbs/67_dpo.ipynb 5
@@ -66,7 +67,6 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
     return loss, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 # %% ../../nbs/67_dpo.ipynb 14
-REFUSAL = "I'm sorry, I don't have information about {subject}."
 PAIR_KINDS = ('grounded', 'refusal', 'concise')
 _PLACES_OUT = ['Mars', 'the Moon', 'Venus', 'Jupiter', 'Saturn', 'Atlantis', 'Narnia', 'the North Pole',
                'the bottom of the sea', 'a space station', 'Middle-earth', 'the year 1850']
@@ -131,7 +131,7 @@ def _pair(kind, i, rng, teas, held, pick):
 def _concise_pairs(split: str, n: int, seed: int) -> list[dict]:
     "Concise (chapter 65's answer) against rambling (the same answer padded), from chapter 65's conversations of `split`."
     rng, held = random.Random(f"{seed}/{split}/concise"), split == 'heldout'
-    tasks = [t for t in TASKS if t != 'two_turns']
+    tasks = [t for t in TASKS if t not in ('two_turns', 'no_card')]
     convs = make_conversations(split, -(-n // len(tasks)), seed=seed + 1, tasks=tasks)
     rng.shuffle(convs)
     out = []
@@ -274,10 +274,6 @@ def dpo_stage(profile: str | None = None, start: str = 'sft', device=None):
     return policy.eval(), tok, meta
 
 # %% ../../nbs/67_dpo.ipynb 29
-def is_refusal(reply: str) -> bool:
-    "Whether a reply declines for lack of information, in the shape the preference pairs teach."
-    return bool(re.search(r"\bI'm sorry\b|\bdon't have information\b", reply, re.IGNORECASE))
-
 @torch.no_grad()
 def greedy_replies(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: int = 32):
     "Chapter 62's engine, greedy, stopping at <|end|>: one Completion per prompt (a list of chat messages)."
