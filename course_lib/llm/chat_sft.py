@@ -175,6 +175,7 @@ TASKS = tuple(TEMPLATES)
 REFUSAL = "I'm sorry, I don't have information about {subject}."
 INVENTED_SHARE = 0.7      # of the training draws about a tea: a made-up tea, so that answers must come from the card
 
+# %% ../../nbs/65_chat_sft.ipynb 15
 def is_held_out(key: str) -> bool:
     "A fifth of all content is held out, by a stable hash (the same on every machine)."
     return zlib.crc32(key.encode()) % 5 == 0
@@ -188,7 +189,7 @@ def _word_list() -> list[str]:
     counts = Counter(re.findall(r"\b[a-z]{3,10}\b", text))
     return sorted(w for w, _ in counts.most_common(400))
 
-# %% ../../nbs/65_chat_sft.ipynb 15
+# %% ../../nbs/65_chat_sft.ipynb 16
 def shop_teas():
     "The shop's teas: {name: {'kind', 'origin', 'brew', 'packs': {grams: price}, 'card': one-line product card}}."
     teas = {}
@@ -217,6 +218,7 @@ def invented_tea(rng: random.Random, teas: dict) -> tuple[str, dict]:
     t['card'] = f"{name}: {kind} tea from {t['origin']}. " + '; '.join(f"{g} g {p}" for g, p in packs.items()) + f". Brew at {brew}."
     return name, t
 
+# %% ../../nbs/65_chat_sft.ipynb 17
 def _one(task: str, rng: random.Random, teas: dict, words: list, invent: float = 0.0):
     """One draw of `task`: (content key, template fields, product card or None, assistant answer(s), expected value).
     With probability `invent` the tea is made up (training only)."""
@@ -251,7 +253,7 @@ def _one(task: str, rng: random.Random, teas: dict, words: list, invent: float =
         return name, dict(name=name, grams=rng.choice(sorted(t['packs']))), None, [REFUSAL.format(subject=name)], name
     raise ValueError(f"unknown task {task!r}; the tasks are {TASKS}")
 
-# %% ../../nbs/65_chat_sft.ipynb 16
+# %% ../../nbs/65_chat_sft.ipynb 18
 def conversations_version() -> str:
     "A fingerprint of the conversation generator's templates and system prompt: a saved stage trained on other data is not reused."
     return f"{zlib.crc32(json.dumps([SYSTEM_PROMPT, TEMPLATES, REFUSAL, _SYLLABLES, _PLACES, INVENTED_SHARE], sort_keys=True).encode()):08x}"
@@ -283,7 +285,7 @@ def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) 
             made += 1
     return out
 
-# %% ../../nbs/65_chat_sft.ipynb 19
+# %% ../../nbs/65_chat_sft.ipynb 21
 def well_formed(completion, tokenizer) -> bool:
     "A reply ended by the model's own <|end|> (finish_reason 'stop'), non-empty, with no special token inside."
     specials = set(tokenizer.special_ids.values())
@@ -333,7 +335,7 @@ def evaluate_chat(model, tokenizer, examples, max_new_tokens: int = 40, batch_si
             'per_task': {t: {k: share([r for r in rows if r['task'] == t], k) for k in ('format', 'correct')} for t in tasks},
             'rows': rows}
 
-# %% ../../nbs/65_chat_sft.ipynb 21
+# %% ../../nbs/65_chat_sft.ipynb 23
 def sft_example(tokenizer, messages, mask_prompt: bool = True, max_len: int | None = None) -> dict:
     "{'input_ids', 'labels'} of one conversation; labels are -100 outside the assistant's tokens when `mask_prompt`."
     ids, mask = render_chat(tokenizer, messages)
@@ -378,7 +380,7 @@ def sft_stage(profile: str | None = None, device=None, progress: bool = False):
     save_stage(folder, model, tok, meta)
     return model, tok, meta
 
-# %% ../../nbs/65_chat_sft.ipynb 30
+# %% ../../nbs/65_chat_sft.ipynb 32
 from ..teach.exercises import check_equal, check_true, call_answer
 from .inference_engine import Completion
 
