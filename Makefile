@@ -11,7 +11,7 @@ PY := $(BIN)/python
 # already has torch (CPU or CUDA) keeps its own.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup export run test test-unit test-notebooks test-site test-sync clean doctor lab start
+.PHONY: setup export run test test-unit test-notebooks test-site test-sync clean doctor lab start assistant
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,12 @@ run: export
 
 doctor: setup
 	$(BIN)/course doctor
+
+# Part 6's assistant, trained by the course from nothing: tokenizer, pretraining, SFT, tools, DPO, RL, then the
+# report card (runs/assistant/<profile>/report.md). Each stage is saved as it finishes; after a kill, the same
+# command resumes from the last saved stage.
+assistant: export
+	HF_HUB_OFFLINE=1 $(BIN)/course assistant --profile $(PROFILE)
 
 # A learner's own copy of the chapters (solutions stubbed); no test and no tool ever rewrites it.
 start: setup

@@ -91,7 +91,36 @@ def doctor(verbose: bool = True) -> list[tuple[bool, str, str]]:
         print(f"\n{len(results) - bad} checks passed, {bad} failed" + ('' if not bad else ': see the fixes above'))
     return results
 
-# %% ../nbs/09_cli.ipynb 7
+# %% ../nbs/09_cli.ipynb 8
+def _add_chat_commands(sub):
+    "Part 6's commands: `chat` and `serve` (chapter 70), `assistant` and `eval` (chapter 69, with their own options)."
+    chat = sub.add_parser('chat', help='chat in the terminal with a saved assistant stage (chapter 70); /reset, /quit')
+    serve = sub.add_parser('serve', help='serve a saved assistant stage as a streaming web chat page (chapter 70)')
+    for p in (chat, serve):
+        p.add_argument('--profile', default=None, help='smoke, workshop, full or auto (default: $COURSE_PROFILE or auto)')
+        p.add_argument('--stage', default=None, choices=('sft', 'tools', 'dpo', 'rl'),
+                       help='the stage to load (default: the latest of rl, dpo, tools, sft that exists)')
+    chat.add_argument('--max-new-tokens', type=int, default=64, help='tokens per reply (default 64)')
+    chat.add_argument('--temperature', type=float, default=0.0, help='0 = greedy (default)')
+    serve.add_argument('--port', type=int, default=8000, help='port to listen on (default 8000; 0 = any free port)')
+    serve.add_argument('--host', default='127.0.0.1', help='address to listen on (default 127.0.0.1: this machine only)')
+
+    sub.add_parser('assistant', add_help=False,
+                   help='train (or load) every assistant stage, base to rl, and write the report card (chapter 69)')
+    sub.add_parser('eval', add_help=False, help='evaluate the saved assistant stages and write the report card (chapter 69)')
+
+def _run_chat_command(args) -> int:
+    "Run `chat` or `serve`."
+    from course_lib.llm import chat_serve        # Part 6, loaded only when the command runs
+    if args.command == 'chat': return chat_serve.chat_cli(args.profile, args.stage, args.max_new_tokens, args.temperature)
+    return chat_serve.serve_cli(args.profile, args.stage, args.host, args.port)
+
+def _run_report_command(command: str, rest: list[str]) -> int:
+    "Run `assistant` or `eval` with their own options (chapter 69's argument parsers)."
+    from course_lib.llm import report_card       # Part 6, loaded only when the command runs
+    return (report_card.assistant_main if command == 'assistant' else report_card.eval_main)(rest)
+
+# %% ../nbs/09_cli.ipynb 9
 def main(argv=None) -> int:
     "Entry point of the `course` console script."
     parser = argparse.ArgumentParser(prog='course', description='Large Models for AI Products: course tools')
@@ -123,7 +152,11 @@ def main(argv=None) -> int:
     site.add_argument('out_dir')
     site.add_argument('--runs', default=None, help='folder of executed notebooks (default: newest of runs/full, runs/workshop, runs/smoke)')
     sub.add_parser('timings', help="write each notebook's reading time and measured runtimes (from runs/) into its first cell")
+    _add_chat_commands(sub)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (['assistant'], ['eval']): return _run_report_command(argv[0], argv[1:])
     args = parser.parse_args(argv)
+    if args.command in ('chat', 'serve'): return _run_chat_command(args)
     if args.command == 'plan':
         plan_workshop(args.hours, args.profile); return 0
     if args.command == 'site':

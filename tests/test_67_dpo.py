@@ -146,17 +146,22 @@ def test_dpo_stage_trains_saves_and_reloads(tok, tmp_path, monkeypatch):
     monkeypatch.setattr(D, 'dpo_settings', lambda profile=None: dict(n_pairs=2, steps=2, batch=2, beta=0.1, small_beta=0.01,
                                                                      lr=1e-3, n_eval=2))
     sizes = assistant_sizes('smoke')
-    save_stage(tmp_path / 'smoke' / 'mystart', _tiny(tok, seq=640), tok, {'stage': 'mystart', 'sizes': sizes})
-    model, tok2, meta = D.dpo_stage('smoke', start='mystart')
-    assert meta['stage'] == 'dpo' and meta['start'] == 'mystart' and meta['sizes'] == sizes
+    save_stage(tmp_path / 'smoke' / 'tools', _tiny(tok, seq=640), tok, {'stage': 'tools', 'sizes': sizes})
+    calls = []
+    def fake_tools_stage(profile=None, device=None, progress=False):
+        calls.append(profile); return load_stage(tmp_path / 'smoke' / 'tools')
+    monkeypatch.setattr(D, 'tools_stage', fake_tools_stage)
+    model, tok2, meta = D.dpo_stage('smoke')                                    # starts from chapter 66's tools stage
+    assert meta['stage'] == 'dpo' and meta['start'] == 'tools' and meta['sizes'] == sizes and calls == ['smoke']
+    assert meta['start_data'] == D.tools_data_version()
     assert meta['data'] == D.preference_version() and (tmp_path / 'smoke' / 'dpo' / 'model.safetensors').is_file()
-    again = D.dpo_stage('smoke', start='mystart')                               # same settings: loaded, not retrained
-    assert again[2]['seconds'] == meta['seconds']
+    again = D.dpo_stage('smoke')                                                # same settings: loaded, not retrained
+    assert again[2]['seconds'] == meta['seconds'] and calls == ['smoke']
     x = torch.tensor([[1, 2, 3]])
     torch.testing.assert_close(again[0](x).logits, model(x).logits)
-    start = load_stage(tmp_path / 'smoke' / 'mystart')[0]
+    start = load_stage(tmp_path / 'smoke' / 'tools')[0]
     assert not torch.equal(start(x).logits, model(x).logits)                      # DPO moved the policy
-    with pytest.raises(ValueError, match='no stage'):
+    with pytest.raises(ValueError, match='start must be one of'):
         D.dpo_stage('smoke', start='missing')
 
 

@@ -13,10 +13,11 @@ from .chat_sft import (render_chat, pad_right, make_conversations, conversations
                                      assistant_sizes, save_stage, load_stage, sft_stage, TASKS)
 from .chat_sft import SYSTEM_PROMPT, TEMPLATES, shop_teas, invented_tea, is_held_out, eur
 from .chat_sft import REFUSAL, is_refusal     # chapter 65's `no_card` task taught this refusal
+from .tool_use import tools_stage, tools_data_version
 from .inference_engine import generate
 
 # %% auto 0
-__all__ = ['PAIR_KINDS', 'dpo_settings', 'reply_example', 'sequence_logprobs', 'dpo_loss', 'preference_version',
+__all__ = ['PAIR_KINDS', 'DPO_STARTS', 'dpo_settings', 'reply_example', 'sequence_logprobs', 'dpo_loss', 'preference_version',
            'make_preference_pairs', 'pair_batch', 'pair_logprobs', 'reward_accuracy', 'dpo_train', 'evaluate_rewards',
            'dpo_stage', 'greedy_replies', 'behaviour', 'mean_token_kl', 'reply_kl', 'check_dpo_loss',
            'check_reply_logprob', 'check_reward_accuracy']
@@ -243,23 +244,21 @@ def evaluate_rewards(policy, reference, tokenizer, pairs, beta: float, batch_siz
             'chosen_reward': rc.mean().item(), 'rejected_reward': rr.mean().item()}
 
 # %% ../../nbs/67_dpo.ipynb 22
-def _start_model(profile, start: str, device=None):
-    "(model, tokenizer) of the stage DPO starts from: chapter 65's SFT stage (trained if missing) or a saved stage folder."
-    if start == 'sft':
-        model, tok, _ = sft_stage(profile, device)
-        return model, tok
-    found = load_stage(assistant_dir(profile) / start, {'stage': start, 'sizes': assistant_sizes(profile)}, device)
-    if found is None:
-        raise ValueError(f"no stage {start!r} with this profile's sizes in {assistant_dir(profile)}: run the chapter "
-                         "that trains it first, or start from 'sft'")
-    return found[0], found[1]
+DPO_STARTS = ('tools', 'sft')
 
-def dpo_stage(profile: str | None = None, start: str = 'sft', device=None):
+def _start_model(profile, start: str, device=None):
+    "(model, tokenizer) of the stage DPO starts from: chapter 66's tools stage or chapter 65's SFT stage (trained if missing)."
+    model, tok, _ = (tools_stage if start == 'tools' else sft_stage)(profile, device)
+    return model, tok
+
+def dpo_stage(profile: str | None = None, start: str = 'tools', device=None):
     """The DPO model of `profile`: loaded from assistant_dir()/dpo when trained with these settings from `start`, else
     trained from the `start` stage (policy) against a frozen copy of it (reference), and saved. (model, tokenizer, meta)."""
     sizes, settings = assistant_sizes(profile), dpo_settings(profile)
     folder = assistant_dir(profile) / 'dpo'
-    expect = {'stage': 'dpo', 'sizes': sizes, 'dpo': settings, 'data': preference_version(), 'start': start}
+    if start not in DPO_STARTS: raise ValueError(f"start must be one of {DPO_STARTS} (the stage DPO trains further), got {start!r}")
+    expect = {'stage': 'dpo', 'sizes': sizes, 'dpo': settings, 'data': preference_version(), 'start': start,
+              'start_data': tools_data_version() if start == 'tools' else conversations_version()}
     if (found := load_stage(folder, expect, device)) is not None: return found
     policy, tok = _start_model(profile, start, device)
     reference = copy.deepcopy(policy)
