@@ -294,7 +294,7 @@ def tool_sizes(profile: str | None = None) -> dict:
     """Sizes of the tools stage: `steps` x `batch` of finetuning on `n_tool` tool conversations per task and `n_chat`
     chapter-65 conversations per task; `n_eval` held-out questions per task."""
     return {'smoke': dict(steps=200, batch=16, n_tool=60, n_chat=20, n_eval=16, lr=1e-3),
-            'workshop': dict(steps=500, batch=16, n_tool=400, n_chat=60, n_eval=100, lr=1e-3),
+            'workshop': dict(steps=3000, batch=16, n_tool=400, n_chat=60, n_eval=100, lr=1e-3),
             'full': dict(steps=3000, batch=32, n_tool=2000, n_chat=500, n_eval=300, lr=5e-4)}[get_profile(profile)]
 
 def tools_stage(profile: str | None = None, device=None, progress: bool = False):
