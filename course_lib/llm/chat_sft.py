@@ -18,12 +18,12 @@ from .byte_tokenizer import (ByteTokenizer, train_course_tokenizer, load_documen
 from .inference_engine import generate
 
 # %% auto 0
-__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'REFUSAL', 'INVENTED_SHARE', 'render_chat',
-           'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes', 'document_ids', 'pretrain_base',
-           'base_stage', 'is_held_out', 'eur', 'shop_teas', 'invented_tea', 'conversations_version',
-           'make_conversations', 'well_formed', 'last_int', 'task_correct', 'is_refusal', 'evaluate_chat',
-           'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels', 'check_render_turn',
-           'check_well_formed']
+__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'REFUSAL', 'INVENTED_SHARE', 'OPENERS', 'CLOSERS',
+           'render_chat', 'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes', 'document_ids',
+           'pretrain_base', 'base_stage', 'vary', 'is_held_out', 'eur', 'shop_teas', 'invented_tea',
+           'conversations_version', 'make_conversations', 'well_formed', 'last_int', 'task_correct', 'is_refusal',
+           'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
+           'check_render_turn', 'check_well_formed']
 
 # %% ../../nbs/65_chat_sft.ipynb 5
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -174,6 +174,12 @@ TEMPLATES['no_card'] = TEMPLATES['shop_price']   # the same questions; only the 
 TASKS = tuple(TEMPLATES)
 REFUSAL = "I'm sorry, I don't have information about {subject}."
 INVENTED_SHARE = 0.7      # of the training draws about a tea: a made-up tea, so that answers must come from the card
+OPENERS = ('', '', '', 'Hi! ', 'Hello. ', 'Quick question: ', 'Excuse me. ', 'Please help. ')   # training only
+CLOSERS = ('', '', '', ' Thanks!', ' Thank you.', ' Cheers.', ' (asking for a friend)')
+
+def vary(text: str, rng: random.Random) -> str:
+    "A training request with a random greeting before and sign-off after (often none): the words around a request vary."
+    return rng.choice(OPENERS) + text + rng.choice(CLOSERS)     # the request itself is never changed (names keep their case)
 
 # %% ../../nbs/65_chat_sft.ipynb 15
 def is_held_out(key: str) -> bool:
@@ -256,7 +262,7 @@ def _one(task: str, rng: random.Random, teas: dict, words: list, invent: float =
 # %% ../../nbs/65_chat_sft.ipynb 18
 def conversations_version() -> str:
     "A fingerprint of the conversation generator's templates and system prompt: a saved stage trained on other data is not reused."
-    return f"{zlib.crc32(json.dumps([SYSTEM_PROMPT, TEMPLATES, REFUSAL, _SYLLABLES, _PLACES, INVENTED_SHARE], sort_keys=True).encode()):08x}"
+    return f"{zlib.crc32(json.dumps([SYSTEM_PROMPT, TEMPLATES, REFUSAL, _SYLLABLES, _PLACES, INVENTED_SHARE, OPENERS, CLOSERS], sort_keys=True).encode()):08x}"
 
 def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) -> list[dict]:
     """`n_per_task` conversations of each task for `split` ('train' or 'heldout'): train uses all templates but the
@@ -279,8 +285,10 @@ def make_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TASKS) 
             msgs = [{'role': 'system', 'content': system}]
             if task == 'two_turns':
                 first = TEMPLATES['shop_price'][-1] if held else rng.choice(TEMPLATES['shop_price'][:-1])
-                msgs += [{'role': 'user', 'content': first.format(**fields)}, {'role': 'assistant', 'content': answers[0]}]
-            msgs += [{'role': 'user', 'content': tpl.format(**fields)}, {'role': 'assistant', 'content': answers[-1]}]
+                first = first.format(**fields) if held else vary(first.format(**fields), rng)
+                msgs += [{'role': 'user', 'content': first}, {'role': 'assistant', 'content': answers[0]}]
+            user = tpl.format(**fields) if held else vary(tpl.format(**fields), rng)
+            msgs += [{'role': 'user', 'content': user}, {'role': 'assistant', 'content': answers[-1]}]
             out.append({'task': task, 'messages': msgs, 'expected': expected, 'key': key, 'template': tpl})
             made += 1
     return out

@@ -12,7 +12,7 @@ from ..core import get_profile
 from .byte_tokenizer import make_shop_catalog
 from .inference_engine import generate
 from .chat_sft import (SYSTEM_PROMPT, eur, is_held_out, last_int, render_chat, well_formed, assistant_dir, save_stage, load_stage, assistant_sizes,
-                                     sft_stage, sft_train, make_conversations, conversations_version)
+                                     sft_stage, sft_train, make_conversations, conversations_version, vary)
 
 # %% auto 0
 __all__ = ['MAX_EXPR_CHARS', 'MAX_DEPTH', 'MAX_ABS', 'TOOLS', 'BASE_SYSTEM', 'TOOL_SYSTEM', 'TOOL_TASKS', 'ToolError',
@@ -136,11 +136,16 @@ BASE_SYSTEM = SYSTEM_PROMPT                                                 # ch
 TOOL_SYSTEM = BASE_SYSTEM + "\nTools: calculator, lookup."
 _TOOL_TEMPLATES = {   # the LAST template of each task is held out
     'calc': ["What is {a} {op} {b}?", "Compute {a} {op} {b}.", "Calculate {a} {op} {b}, please.", "{a} {op} {b} = ?",
-             "Use the calculator for {a} {op} {b}.", "Could you work out {a} {op} {b} for me?"],
+             "Use the calculator for {a} {op} {b}.", "Can you tell me {a} {op} {b}?", "I need {a} {op} {b}.",
+             "Find {a} {op} {b}.", "Evaluate {a} {op} {b}.", "What do you get for {a} {op} {b}?",
+             "Give me the result of {a} {op} {b}.", "Solve {a} {op} {b}.", "How much is {a} {op} {b}?",
+             "Could you work out {a} {op} {b} for me?"],
     'order': ["What is the status of order {oid}?", "Where is my order {oid}?", "Has order {oid} arrived yet?",
-              "Status of {oid}, please.", "Can you check order {oid}?", "I'd like an update on my order {oid}."],
+              "Status of {oid}, please.", "Can you check order {oid}?", "Any news on order {oid}?",
+              "Did order {oid} ship?", "Look up order {oid}.", "Track {oid} for me.", "I'd like an update on my order {oid}."],
     'price': ["How much is {grams} g of {name}?", "What does {name} cost in the {grams} g pack?", "Price of {name}, {grams} g?",
               "How much do I pay for {grams} g of {name}?", "What is the price of a {grams} g bag of {name}?",
+              "I want {grams} g of {name}: how much?", "Cost of {name}, {grams} g pack?", "{name}, {grams} g: what price?",
               "Tell me the price of {name} ({grams} g)."],
     'recover_calc': ["What is {a} x {b}?", "Compute {a} x {b}.", "{a} x {b} = ?", "Could you multiply {a} x {b}?"],
     'recover_order': ["Where is order {num}?", "Status of order number {num}?", "What happened to my order {num}?",
@@ -150,7 +155,7 @@ TOOL_TASKS = tuple(_TOOL_TEMPLATES)
 
 def tools_data_version() -> str:
     "A fingerprint of the tool conversations' templates and system prompt: a stage trained on other data is not reused."
-    return f"{zlib.crc32(json.dumps([TOOL_SYSTEM, _TOOL_TEMPLATES, 'v1'], sort_keys=True).encode()):08x}"
+    return f"{zlib.crc32(json.dumps([TOOL_SYSTEM, _TOOL_TEMPLATES, 'v2', conversations_version()], sort_keys=True).encode()):08x}"
 
 def _draw(task: str, rng: random.Random):
     "One draw of `task`: (content key, template fields, calls, answer, expected value)."
@@ -188,7 +193,8 @@ def make_tool_conversations(split: str, n_per_task: int, seed: int = 0, tasks=TO
             key, fields, calls, answer, expected = _draw(task, rng)
             if is_held_out(key) != held: continue
             tpl = _TOOL_TEMPLATES[task][-1] if held else rng.choice(_TOOL_TEMPLATES[task][:-1])
-            msgs = [{'role': 'system', 'content': TOOL_SYSTEM}, {'role': 'user', 'content': tpl.format(**fields)}]
+            user = tpl.format(**fields) if held else vary(tpl.format(**fields), rng)     # chapter 65's greetings and sign-offs
+            msgs = [{'role': 'system', 'content': TOOL_SYSTEM}, {'role': 'user', 'content': user}]
             for k, call in enumerate(calls):
                 result = run_tool_call(call)
                 if result.startswith('error:') != (k < len(calls) - 1):
