@@ -164,7 +164,7 @@ REPORT_ROWS = (   # (key, label, which direction is better, 'pct' or a format)
     ('tool_lookup_accuracy', 'lookups with the tool loop', 'higher', 'pct'),
     ('tool_call_rate', 'tool questions with a tool call', '', 'pct'),
     ('no_tool_accuracy', '3-digit arithmetic without a tool', 'higher', 'pct'),
-    ('reward_accuracy', 'DPO reward accuracy (ref: SFT)', 'higher', 'pct'),
+    ('reward_accuracy', 'DPO reward accuracy (ref: the stage it started from)', 'higher', 'pct'),
     ('pass_at_1', 'pass@1, verifiable problems', 'higher', 'pct'),
     ('ttft_ms', 'time to first token (ms)', 'lower', '{:.1f}'),
     ('decode_tok_s', 'decode tokens/s', 'higher', '{:.0f}'),
