@@ -278,6 +278,7 @@ def test_load_chat_stage_and_system_prompts(stage_dir, monkeypatch, tmp_path):
     assert C.STAGES == ('sft', 'tools', 'dpo', 'rl')
     assert C.system_prompt_for('sft') == SYSTEM_PROMPT and C.system_prompt_for('tools') == TOOL_SYSTEM
     assert C.system_prompt_for('dpo', {'start': 'tools'}) == TOOL_SYSTEM and C.system_prompt_for('dpo', {'start': 'sft'}) == SYSTEM_PROMPT
+    assert C.system_prompt_for('rl', {'stage': 'rl', 'start': 'dpo'}) == TOOL_SYSTEM      # rl follows dpo, which follows tools
 
 
 def test_chat_cli_in_process(stage_dir, monkeypatch, capsys):

@@ -459,9 +459,11 @@ _MAKE_STAGE = {'sft': 'chapter 65 (nbs/65_chat_sft.ipynb)', 'tools': 'chapter 66
                'dpo': 'chapter 67 (nbs/67_dpo.ipynb)', 'rl': 'the reinforcement-learning chapter after chapter 67'}
 
 def system_prompt_for(stage: str, meta: dict | None = None) -> str:
-    "The system prompt a stage was trained with: chapter 66's TOOL_SYSTEM for 'tools' and stages started from it, else chapter 65's."
+    """The system prompt a stage was trained with: chapter 66's TOOL_SYSTEM for 'tools' and the stages after it on the
+    assistant's line (dpo, rl), unless the stage says it started from 'sft'; else chapter 65's."""
     meta = meta or {}
-    return TOOL_SYSTEM if stage == 'tools' or meta.get('start') == 'tools' or meta.get('stage') == 'tools' else SYSTEM_PROMPT
+    name = meta.get('stage', stage)
+    return TOOL_SYSTEM if name in ('tools', 'dpo', 'rl') and meta.get('start') != 'sft' else SYSTEM_PROMPT
 
 def load_chat_stage(profile: str | None = None, stage: str | None = None, device=None):
     """(model, tokenizer, meta, stage name) of a saved stage in assistant_dir(profile); without `stage`, the latest of
