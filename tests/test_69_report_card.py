@@ -189,7 +189,10 @@ def test_run_assistant_resumes_after_a_kill(tok, fast_eval, monkeypatch, tmp_pat
     assert out['train_seconds'] == sum(out['stages'][s]['train_seconds'] for s in R.STAGES) == 11 + 12 + 13 + 14 + 15
     assert out['pipeline_seconds'] > 0 and out['results']['sft']['train_seconds'] == 12.0
     h = out['headline']
-    assert h['assistant.dpo_reward_accuracy'] == 0.75 and h['assistant.rl_gain'] == pytest.approx(0.1)
+    assert h['assistant.dpo_reward_accuracy'] == 0.75 and h['assistant.rl_gain_over_start'] == pytest.approx(0.1)
+    res = out['results']
+    assert h['assistant.rl_gain'] == pytest.approx(res['rl']['pass_at_1'] - res['sft']['pass_at_1'])       # against SFT
+    assert h['assistant.rl_gain'] != pytest.approx(h['assistant.rl_gain_over_start'])
     assert h['assistant.base_format'] == out['results']['base']['chat_format']
     assert core.RUN_METRICS['assistant.pipeline_seconds'] == out['pipeline_seconds']
     saved = json.loads((tmp_path / 'smoke' / 'report.json').read_text())

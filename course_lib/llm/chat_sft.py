@@ -97,7 +97,7 @@ def load_stage(folder, expect_meta: dict | None = None, device=None):
 # %% ../../nbs/65_chat_sft.ipynb 9
 def assistant_sizes(profile: str | None = None) -> dict:
     "Sizes of the assistant's stages for a profile (smoke: minutes on a CPU; workshop: real results on a CPU; full: a GPU)."
-    return {'smoke': dict(vocab=1024, chars=60_000, d=64, n_layers=2, n_heads=4, seq=256, pre_steps=150, pre_batch=8,
+    return {'smoke': dict(vocab=1024, chars=60_000, d=64, n_layers=2, n_heads=4, seq=320, pre_steps=150, pre_batch=8,
                           sft_steps=200, sft_batch=16, n_train=150, n_eval=8, lr=3e-3),
             'workshop': dict(vocab=2048, chars=400_000, d=128, n_layers=4, n_heads=4, seq=256, pre_steps=400, pre_batch=16,
                              sft_steps=500, sft_batch=16, n_train=400, n_eval=40, lr=3e-3),

@@ -256,6 +256,9 @@ def _evaluate(name, folder, model, tok, meta, profile, suite, reference):
     metrics, cached = cached_evaluation(folder, meta, model, tok, profile, suite, ref_model, ref_meta)
     return {**metrics, 'train_seconds': meta.get('seconds')}, cached
 
+def _gain(after, before):
+    return after - before if after is not None and before is not None else None
+
 def _headline(results: dict, metas: dict) -> dict:
     "The report keys this chapter records, from the results of the stages present."
     get = lambda stage, key: _number(results.get(stage, {}).get(key))
@@ -263,8 +266,8 @@ def _headline(results: dict, metas: dict) -> dict:
     out = {'assistant.base_format': get('base', 'chat_format'), 'assistant.sft_format': get('sft', 'chat_format'),
            'assistant.tool_accuracy': get('tools', 'tool_accuracy'), 'assistant.no_tool_accuracy': get('sft', 'no_tool_accuracy'),
            'assistant.dpo_reward_accuracy': get('dpo', 'reward_accuracy'),
-           'assistant.rl_gain': (get('rl', 'pass_at_1') - get(rl_start, 'pass_at_1')
-                                 if get('rl', 'pass_at_1') is not None and get(rl_start, 'pass_at_1') is not None else None)}
+           'assistant.rl_gain': _gain(get('rl', 'pass_at_1'), get('sft', 'pass_at_1')),         # the issue's: RL minus SFT
+           'assistant.rl_gain_over_start': _gain(get('rl', 'pass_at_1'), get(rl_start, 'pass_at_1'))}
     return {k: v for k, v in out.items() if v is not None}
 
 # %% ../../nbs/69_report_card.ipynb 21
