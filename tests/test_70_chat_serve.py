@@ -309,9 +309,12 @@ def test_course_chat_with_piped_stdin(stage_dir, tok):
     assert proc.stdout.count(f'assistant> {want}\n') == 2 and 'chatting with the sft stage' in proc.stdout
 
 
-def test_course_serve_streams_and_stops(stage_dir):
+@pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
+def test_course_serve_streams_and_stops(stage_dir, sig):
+    # started as a shell starts a background job: SIGINT ignored on entry; `course serve` must still stop on it
     proc = subprocess.Popen(_course('serve', '--profile', 'smoke', '--port', '0'), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(stage_dir), cwd=ROOT)
+                            stderr=subprocess.PIPE, text=True, env=_env(stage_dir), cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = proc.stdout.readline()
         assert 'serving the sft stage' in line, line + proc.stderr.read() if proc.poll() is not None else line
@@ -320,7 +323,7 @@ def test_course_serve_streams_and_stops(stage_dir):
         r, conn = _post(port, body, {'Content-Length': str(len(body))})
         assert r.status == 200 and list(C.iter_sse(r))[-1][0] == 'done'; conn.close()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, sig))
         try: proc.wait(20)
         except subprocess.TimeoutExpired: proc.kill(); proc.wait()
     assert proc.returncode == 0

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/70_chat_serve.ipynb 2
 from __future__ import annotations
-import codecs, html, io, json, sys, threading, time
+import codecs, html, io, json, signal, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import torch
 from ..core import get_profile
@@ -510,10 +510,16 @@ def serve_cli(profile: str | None = None, stage: str | None = None, host: str = 
     except FileNotFoundError as err:
         print(f"course serve: {err}", file=sys.stderr); return 1
     server = serve_chat(model, tokenizer, host, port, system=system_prompt_for(stage, meta), verbose=True)
+    def stop(signum, frame): raise KeyboardInterrupt
+    # Ctrl-C and SIGTERM (a service manager's stop) end the loop cleanly. Set explicitly: a process started in the
+    # background by a shell inherits an *ignored* SIGINT, and Python then never raises KeyboardInterrupt.
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"serving the {stage} stage of profile {get_profile(profile)} at {server.url} (Ctrl-C stops)", flush=True)
     try: server.serve_forever()
     except KeyboardInterrupt: print('stopped')
-    finally: server.server_close()
+    finally:
+        server.server_close()
+        for sig, handler in before.items(): signal.signal(sig, handler)
     return 0
 
 # %% ../../nbs/70_chat_serve.ipynb 54
