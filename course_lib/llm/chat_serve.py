@@ -405,7 +405,25 @@ class ChatHandler(BaseHTTPRequestHandler):
             self.wfile.write(sse_event({'error': f"{type(err).__name__}: {err}"}, 'error').encode('utf-8'))
 
 # %% ../../nbs/70_chat_serve.ipynb 40
-class ChatServer(ThreadingHTTPServer):
+class _CountsRequests:
+    "Counts the requests in flight (the handler threads are daemons, which nothing waits for)."
+    _count_lock, _active = threading.Lock(), 0
+
+    def process_request_thread(self, request, client_address):
+        "One request in its own thread, counted, so that `wait_idle` knows when none is in flight."
+        with self._count_lock: self._active += 1
+        try: super().process_request_thread(request, client_address)
+        finally:
+            with self._count_lock: self._active -= 1
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        "Wait until no request is being handled (True), or `timeout` seconds (False)."
+        deadline = time.monotonic() + timeout
+        while self._active and time.monotonic() < deadline: time.sleep(0.02)
+        return not self._active
+
+# %% ../../nbs/70_chat_serve.ipynb 41
+class ChatServer(_CountsRequests, ThreadingHTTPServer):
     "A streaming chat server for one model: `.start()` runs it in a background thread, `.stop()` shuts it down."
     daemon_threads = True
 
@@ -423,6 +441,7 @@ class ChatServer(ThreadingHTTPServer):
                              f"{self.limits['default_new_tokens']} and {self.limits['max_new_tokens']}: lower them")
         self.model, self.tokenizer, self.system, self.tools, self.verbose = model.eval(), tokenizer, system, tools, verbose
         self.lock, self._thread = threading.Lock(), None
+        self._count_lock, self._active = threading.Lock(), 0     # requests in flight (handler threads are daemons)
         super().__init__((host, port), ChatHandler)
 
     @property
@@ -438,10 +457,11 @@ class ChatServer(ThreadingHTTPServer):
         return self
 
     def stop(self):
-        "Stop serving (when started) and close the listening socket."
+        "Stop serving (when started), close the listening socket, and let requests in flight finish."
         if self._thread is not None:
             self.shutdown(); self._thread.join(10); self._thread = None
         self.server_close()
+        self.wait_idle()
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.stop()
@@ -453,7 +473,7 @@ def serve_chat(model, tokenizer, host: str = '127.0.0.1', port: int = 8000, syst
     defaults to at most half the model's context)."""
     return ChatServer(model, tokenizer, host, port, system, tools, verbose, **limits)
 
-# %% ../../nbs/70_chat_serve.ipynb 49
+# %% ../../nbs/70_chat_serve.ipynb 50
 STAGES = ('sft', 'tools', 'dpo', 'rl')
 _MAKE_STAGE = {'sft': 'chapter 65 (nbs/65_chat_sft.ipynb)', 'tools': 'chapter 66 (nbs/66_tool_use.ipynb)',
                'dpo': 'chapter 67 (nbs/67_dpo.ipynb)', 'rl': 'the reinforcement-learning chapter after chapter 67'}
@@ -477,7 +497,7 @@ def load_chat_stage(profile: str | None = None, stage: str | None = None, device
                             f"{_MAKE_STAGE[stage or 'sft']} with COURSE_PROFILE={get_profile(profile)}; "
                             "`course chat` and `course serve` only load a stage, they never train one")
 
-# %% ../../nbs/70_chat_serve.ipynb 50
+# %% ../../nbs/70_chat_serve.ipynb 51
 def chat_cli(profile: str | None = None, stage: str | None = None, max_new_tokens: int = 64, temperature: float = 0.0,
              stdin=None, stdout=None) -> int:
     "`course chat`: a terminal chat with a saved stage, reading lines from `stdin`; /reset and /quit. Returns the exit code."
@@ -519,10 +539,11 @@ def serve_cli(profile: str | None = None, stage: str | None = None, host: str = 
     except KeyboardInterrupt: print('stopped')
     finally:
         server.server_close()
+        server.wait_idle()          # a daemon handler still writing to stderr at interpreter exit aborts the process
         for sig, handler in before.items(): signal.signal(sig, handler)
     return 0
 
-# %% ../../nbs/70_chat_serve.ipynb 54
+# %% ../../nbs/70_chat_serve.ipynb 55
 from ..teach.exercises import check_equal, check_true, call_answer
 
 def check_sse_event(exercise, fn) -> bool:
@@ -545,7 +566,7 @@ def check_sse_event(exercise, fn) -> bool:
     return check_equal(exercise, got, [(event or 'message', data) for data, event in cases],
                        hint="'event: <name>' on its own line before the data line, only when an event name is given")
 
-# %% ../../nbs/70_chat_serve.ipynb 55
+# %% ../../nbs/70_chat_serve.ipynb 56
 class _CountingReader:
     "A request body stream that records how much was read (what a socket's rfile would have to receive)."
     def __init__(self, data: bytes): self.data, self.read_bytes = data, 0
