@@ -72,7 +72,7 @@ def test_reply_example_and_sequence_logprobs_count_the_reply_only(tok):
 
 def test_preference_pairs_split_by_template_and_content():
     tr, ho = D.make_preference_pairs('train', 24), D.make_preference_pairs('heldout', 12)
-    assert len(tr) == 24 * 3 and len(ho) == 12 * 3
+    assert len(tr) == 24 * len(D.PAIR_KINDS) and len(ho) == 12 * len(D.PAIR_KINDS)
     for kind in D.PAIR_KINDS:
         a = [p for p in tr if p['kind'] == kind]; b = [p for p in ho if p['kind'] == kind]
         assert not {p['template'] for p in a} & {p['template'] for p in b}
@@ -86,6 +86,12 @@ def test_preference_pairs_split_by_template_and_content():
         assert f' {price}' in p['messages'][0]['content'] and p['rejected'].rsplit('costs ', 1)[1].rstrip('.') != price
     for p in [p for p in tr + ho if p['kind'] == 'concise']:
         assert p['chosen'] in p['rejected'] and len(p['rejected']) > len(p['chosen'])
+    answers = [p for p in tr + ho if p['kind'] == 'answer']                     # answerable: the refusal is rejected
+    assert answers and all(D.is_refusal(p['rejected']) and not D.is_refusal(p['chosen']) for p in answers)
+    assert {p['topic'] for p in answers} <= set(D.TASKS) - {'no_card', 'two_turns'} and len({p['topic'] for p in answers}) > 3
+    tasks = [t for t in D.TASKS if t not in ('two_turns', 'no_card')]           # the chosen text is chapter 65's answer
+    answer_texts = {c['messages'][-1]['content'] for c in D.make_conversations('train', -(-24 // len(tasks)), seed=2, tasks=tasks)}
+    assert all(p['chosen'] in answer_texts for p in tr if p['kind'] == 'answer')
     assert all('Product:' not in p['messages'][0]['content'] for p in refusals if p['topic'] == 'unknown_tea')
     assert D.make_preference_pairs('train', 5) == D.make_preference_pairs('train', 5)
     assert isinstance(D.preference_version(), str) and D.preference_version() == D.preference_version()
@@ -121,8 +127,11 @@ def test_dpo_train_prefers_chosen_and_keeps_the_reference_frozen(tok):
     assert not any(p.requires_grad for p in reference.parameters())
     assert D.mean_token_kl(reference, reference, tok, [D.reply_example(tok, p['messages'], p['chosen']) for p in pairs]) == 0.0
     assert D.reply_kl(policy, reference, tok, [p['messages'] for p in pairs], max_new_tokens=8) > 0
+    assert history[0]['dpo_loss'] == history[0]['loss'] and history[0]['chosen_nll'] > 0      # plain DPO: no SFT term
     with pytest.raises(ValueError, match='frozen'):
         D.dpo_train(policy, policy, tok, pairs, steps=1, batch_size=1)
+    with pytest.raises(ValueError, match='sft_coef'):
+        D.dpo_train(_tiny(tok), reference, tok, pairs, steps=1, batch_size=1, sft_coef=-1.0)
     shallow = copy.copy(policy)                                                  # shares the parameter tensors
     with pytest.raises(ValueError, match='shares'):
         D.dpo_train(policy, shallow, tok, pairs, steps=1, batch_size=1)
@@ -130,6 +139,20 @@ def test_dpo_train_prefers_chosen_and_keeps_the_reference_frozen(tok):
         D.dpo_train(policy, reference, tok, [], steps=1, batch_size=1)
     with pytest.raises(ValueError, match='mean_token_kl|examples'):
         D.mean_token_kl(policy, reference, tok, [])
+
+
+def test_sft_term_adds_the_chosen_nll_and_raises_the_chosen_likelihood(tok):
+    pairs = _toy_pairs()
+    def run(coef):
+        policy = _tiny(tok); reference = copy.deepcopy(policy)
+        h = D.dpo_train(policy, reference, tok, pairs, steps=15, batch_size=4, beta=0.1, lr=1e-2, sft_coef=coef)
+        return policy, h
+    with_sft, h1 = run(1.0)
+    plain, h0 = run(0.0)
+    assert h1[0]['loss'] == pytest.approx(h1[0]['dpo_loss'] + h1[0]['chosen_nll'], rel=1e-5)
+    assert h1[0]['dpo_loss'] == pytest.approx(math.log(2), abs=1e-5)
+    chosen = lambda m: D.pair_logprobs(m, tok, pairs)[0].sum().item()
+    assert chosen(with_sft) > chosen(plain)           # the term keeps the chosen replies likely in absolute terms
 
 
 def test_behaviour_scores_greedy_replies(tok):
@@ -144,7 +167,7 @@ def test_behaviour_scores_greedy_replies(tok):
 def test_dpo_stage_trains_saves_and_reloads(tok, tmp_path, monkeypatch):
     monkeypatch.setenv('COURSE_ASSISTANT_DIR', str(tmp_path))
     monkeypatch.setattr(D, 'dpo_settings', lambda profile=None: dict(n_pairs=2, steps=2, batch=2, beta=0.1, small_beta=0.01,
-                                                                     lr=1e-3, n_eval=2))
+                                                                     lr=1e-3, n_eval=2, sft_coef=1.0))
     sizes = assistant_sizes('smoke')
     save_stage(tmp_path / 'smoke' / 'tools', _tiny(tok, seq=640), tok, {'stage': 'tools', 'sizes': sizes})
     calls = []

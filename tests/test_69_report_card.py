@@ -6,6 +6,7 @@ from course_lib import core
 from course_lib.llm import report_card as R
 from course_lib.llm.chat_sft import save_stage, load_stage, make_conversations, document_ids, TASKS
 from course_lib.llm.tool_use import make_tool_conversations
+from course_lib.llm.dpo import PAIR_KINDS
 from course_lib.llm.byte_tokenizer import train_byte_bpe
 from course_lib.llm.modern_decoder import ModernConfig, ModernLM
 
@@ -30,7 +31,7 @@ def tiny_suite():
 
 def test_suite_is_held_out_fixed_and_sized(tiny_suite):
     s = tiny_suite
-    assert s['rl'] is None and len(s['chat']) == len(TASKS) and len(s['pairs']) == 3
+    assert s['rl'] is None and len(s['chat']) == len(TASKS) and len(s['pairs']) == len(PAIR_KINDS)
     seen_chat, seen_tools = make_conversations('train', 10), make_tool_conversations('train', 10)
     assert not {e['template'] for e in s['chat']} & {e['template'] for e in seen_chat}
     assert not {e['template'] for e in s['tools']} & {e['template'] for e in seen_tools}
@@ -80,6 +81,20 @@ def test_evaluate_stage_reports_pass_at_1_from_chapter_68(tok, tiny_suite, monke
     m = R.evaluate_stage(_tiny(tok), tok, 'smoke', {**tiny_suite, 'rl': problems})
     assert m['pass_at_1'] == 0.25 and seen == [problems]
     assert R.make_suite('smoke', rl=0)['rl'] is None and len(R.make_suite('smoke')['rl']) > 0
+
+
+def test_answerable_refusal_rate_leaves_out_the_no_card_task(tok, tiny_suite, monkeypatch):
+    "A refusal is the right answer to chapter 65's no_card task: it must not count as refusing an answerable question."
+    def fake_chat(replies):
+        def evaluate_chat(model, tokenizer, examples, **kw):
+            rows = [{'task': ex['task'], 'reply': replies(ex), 'format': True, 'correct': False} for ex in examples]
+            return {'format': 1.0, 'accuracy': 0.0, 'per_task': {}, 'rows': rows}
+        return evaluate_chat
+    refuse = "I'm sorry, I don't have information about that."
+    monkeypatch.setattr(R, 'evaluate_chat', fake_chat(lambda ex: refuse if ex['task'] == 'no_card' else 'It costs 8.90 EUR.'))
+    assert R.evaluate_stage(_tiny(tok), tok, 'smoke', tiny_suite)['answerable_refusal_rate'] == 0
+    monkeypatch.setattr(R, 'evaluate_chat', fake_chat(lambda ex: refuse))
+    assert R.evaluate_stage(_tiny(tok), tok, 'smoke', tiny_suite)['answerable_refusal_rate'] == 1
 
 
 def test_cached_evaluation_is_keyed_by_stage_suite_and_reference(tmp_path, monkeypatch):

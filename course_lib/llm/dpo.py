@@ -25,10 +25,11 @@ __all__ = ['PAIR_KINDS', 'DPO_STARTS', 'dpo_settings', 'reply_example', 'sequenc
 # %% ../../nbs/67_dpo.ipynb 5
 def dpo_settings(profile: str | None = None) -> dict:
     """DPO's settings for a profile: pairs per kind, steps, batch (pairs), beta, the too small beta of the
-    over-optimization experiment, learning rate, held-out pairs per kind."""
-    return {'smoke': dict(n_pairs=100, steps=60, batch=8, beta=0.1, small_beta=0.01, lr=1e-4, n_eval=16),
-            'workshop': dict(n_pairs=400, steps=150, batch=16, beta=0.1, small_beta=0.01, lr=1e-4, n_eval=40),
-            'full': dict(n_pairs=2000, steps=1000, batch=32, beta=0.1, small_beta=0.01, lr=3e-5, n_eval=100)}[get_profile(profile)]
+    over-optimization experiment, learning rate, held-out pairs per kind, and the weight of the SFT term (the chosen
+    replies' negative log-likelihood per token) added to the DPO loss."""
+    return {'smoke': dict(n_pairs=100, steps=60, batch=8, beta=0.1, small_beta=0.01, lr=1e-4, n_eval=16, sft_coef=1.0),
+            'workshop': dict(n_pairs=400, steps=150, batch=16, beta=0.1, small_beta=0.01, lr=1e-4, n_eval=40, sft_coef=1.0),
+            'full': dict(n_pairs=2000, steps=1000, batch=32, beta=0.1, small_beta=0.01, lr=3e-5, n_eval=100, sft_coef=1.0)}[get_profile(profile)]
 
 # %% ../../nbs/67_dpo.ipynb 8
 def reply_example(tokenizer, messages, reply) -> dict:
@@ -68,7 +69,7 @@ def dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta: flo
     return loss, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 # %% ../../nbs/67_dpo.ipynb 14
-PAIR_KINDS = ('grounded', 'refusal', 'concise')
+PAIR_KINDS = ('grounded', 'refusal', 'answer', 'concise')
 _PLACES_OUT = ['Mars', 'the Moon', 'Venus', 'Jupiter', 'Saturn', 'Atlantis', 'Narnia', 'the North Pole',
                'the bottom of the sea', 'a space station', 'Middle-earth', 'the year 1850']
 _OUT_OF_SCOPE = {   # topic: (templates, the LAST held out; what the refusal names; whether the tea's card is in the prompt)
@@ -89,7 +90,7 @@ _FILLER = {   # concise vs rambling: padding before and after the answer (the LA
 
 def preference_version() -> str:
     "A fingerprint of the preference-pair generator and of chapter 65's conversations it builds on."
-    blob = json.dumps([REFUSAL, PAIR_KINDS, _PLACES_OUT, _OUT_OF_SCOPE, _FILLER], sort_keys=True)
+    blob = json.dumps([REFUSAL, PAIR_KINDS, _PLACES_OUT, _OUT_OF_SCOPE, _FILLER, _CARD_TASKS], sort_keys=True)
     return f"{zlib.crc32(blob.encode()):08x}-{conversations_version()}"
 
 def _invention(topic, rng, name, fields) -> str:
@@ -129,6 +130,26 @@ def _pair(kind, i, rng, teas, held, pick):
                 card=t['card'] if with_card else None, user=tpl.format(**fields),
                 chosen=REFUSAL.format(subject=subject.format(**fields)), rejected=_invention(topic, rng, name, fields))
 
+_CARD_TASKS = ('shop_price', 'shop_brew', 'words', 'json')
+
+def _refusal_subject(c) -> str:
+    "What a wrong refusal of chapter 65's conversation `c` would name: the tea, the word, or the sum."
+    if c['task'] in _CARD_TASKS: return c['key']
+    if c['task'] == 'counting': return f"the letters of {c['key'].split('/')[0]}"
+    if c['task'] == 'spelling': return f"the spelling of {c['key']}"
+    return f"{c['key']}"
+
+def _answer_pairs(split: str, n: int, seed: int) -> list[dict]:
+    """Answer (chapter 65's answer) against a refusal, on chapter 65's answerable conversations: the counterweight
+    that keeps DPO's refusals for questions the prompt cannot answer."""
+    rng = random.Random(f"{seed}/{split}/answer")
+    tasks = [t for t in TASKS if t not in ('two_turns', 'no_card')]
+    convs = make_conversations(split, -(-n // len(tasks)), seed=seed + 2, tasks=tasks)
+    rng.shuffle(convs)
+    return [dict(kind='answer', topic=c['task'], key=c['key'], template=c['template'], messages=c['messages'][:-1],
+                 chosen=c['messages'][-1]['content'], rejected=REFUSAL.format(subject=_refusal_subject(c)))
+            for c in convs[:n]]
+
 def _concise_pairs(split: str, n: int, seed: int) -> list[dict]:
     "Concise (chapter 65's answer) against rambling (the same answer padded), from chapter 65's conversations of `split`."
     rng, held = random.Random(f"{seed}/{split}/concise"), split == 'heldout'
@@ -158,6 +179,7 @@ def make_preference_pairs(split: str, n_per_kind: int, seed: int = 0, kinds=PAIR
     out = []
     for kind in kinds:
         if kind == 'concise': out += _concise_pairs(split, n_per_kind, seed); continue
+        if kind == 'answer': out += _answer_pairs(split, n_per_kind, seed); continue
         made, tries = 0, 0
         while made < n_per_kind:
             tries += 1
@@ -196,15 +218,17 @@ def _shares_weights(a, b) -> bool:
 
 # %% ../../nbs/67_dpo.ipynb 20
 def dpo_train(policy, reference, tokenizer, pairs, steps: int, batch_size: int, beta: float = 0.1, lr: float = 1e-4,
-              seed: int = 0, max_grad_norm: float = 1.0) -> list[dict]:
+              seed: int = 0, max_grad_norm: float = 1.0, sft_coef: float = 0.0) -> list[dict]:
     """Train `policy` in place with the DPO loss on `pairs` against the frozen `reference` (AdamW, warmup and cosine
-    decay, gradient clipping). Returns the history: per step the loss, the batch's reward accuracy, mean margin and
-    mean chosen and rejected rewards."""
+    decay, gradient clipping), plus `sft_coef` times the chosen replies' negative log-likelihood per token (0: plain
+    DPO). Returns the history: per step the loss, the DPO term alone, the batch's reward accuracy, mean margin, mean
+    chosen and rejected rewards, and the chosen replies' NLL per token."""
     if reference is policy or _shares_weights(policy, reference):
         raise ValueError("the reference shares its weights with the policy, so it would move with it: pass a frozen "
                          "copy made before training, e.g. reference = copy.deepcopy(policy)")
     if steps < 1 or batch_size < 1: raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
     if not pairs: raise ValueError("no preference pairs: make some with make_preference_pairs('train', n)")
+    if sft_coef < 0: raise ValueError(f"sft_coef weighs a negative log-likelihood and must be >= 0, got {sft_coef}")
     dev = next(policy.parameters()).device
     policy.train(); reference.to(dev).eval().requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
@@ -216,14 +240,16 @@ def dpo_train(policy, reference, tokenizer, pairs, steps: int, batch_size: int, 
         ids, labels, n = b['input_ids'].to(dev), b['labels'].to(dev), len(batch)
         with torch.no_grad(): ref = sequence_logprobs(reference, ids, labels)
         pol = sequence_logprobs(policy, ids, labels)
-        loss, r_c, r_r = dpo_loss(pol[:n], pol[n:], ref[:n], ref[n:], beta)
+        dpo_term, r_c, r_r = dpo_loss(pol[:n], pol[n:], ref[:n], ref[n:], beta)
+        nll = -(pol[:n] / (labels[:n, 1:] != -100).sum(-1).clamp(min=1)).mean()   # per token, chosen replies only
+        loss = dpo_term + sft_coef * nll if sft_coef else dpo_term
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
         opt.step(); sched.step()
-        history.append({'step': step, 'loss': loss.item(), 'reward_accuracy': reward_accuracy(r_c, r_r),
+        history.append({'step': step, 'loss': loss.item(), 'dpo_loss': dpo_term.item(), 'reward_accuracy': reward_accuracy(r_c, r_r),
                         'margin': (r_c - r_r).mean().item(), 'chosen_reward': r_c.mean().item(),
-                        'rejected_reward': r_r.mean().item()})
+                        'rejected_reward': r_r.mean().item(), 'chosen_nll': nll.item()})
     policy.eval()
     return history
 
@@ -264,10 +290,12 @@ def dpo_stage(profile: str | None = None, start: str = 'tools', device=None):
     reference = copy.deepcopy(policy)
     pairs = make_preference_pairs('train', settings['n_pairs'])
     t0 = time.perf_counter()
-    history = dpo_train(policy, reference, tok, pairs, settings['steps'], settings['batch'], settings['beta'], settings['lr'])
+    history = dpo_train(policy, reference, tok, pairs, settings['steps'], settings['batch'], settings['beta'], settings['lr'],
+                        sft_coef=settings['sft_coef'])
     tail = history[-max(1, len(history) // 10):]
     meta = {**expect, 'seconds': round(time.perf_counter() - t0, 1),
-            'final_loss': sum(h['loss'] for h in tail) / len(tail),
+            'final_loss': sum(h['dpo_loss'] for h in tail) / len(tail),
+            'final_chosen_nll': sum(h['chosen_nll'] for h in tail) / len(tail),
             'final_reward_accuracy': sum(h['reward_accuracy'] for h in tail) / len(tail)}
     save_stage(folder, policy, tok, meta)
     return policy.eval(), tok, meta
@@ -299,7 +327,7 @@ def behaviour(model, tokenizer, pairs, max_new_tokens: int = 40) -> dict:
             'per_topic': {t: share([not is_refusal(r['reply']) for r in oos if r['topic'] == t]) for t in topics},
             'rows': rows}
 
-# %% ../../nbs/67_dpo.ipynb 35
+# %% ../../nbs/67_dpo.ipynb 38
 @torch.no_grad()
 def mean_token_kl(policy, reference, tokenizer, examples, batch_size: int = 32) -> float:
     """Mean over reply tokens of KL(policy || reference) between the two next-token distributions (full vocabulary,
@@ -323,7 +351,7 @@ def reply_kl(policy, reference, tokenizer, prompts, max_new_tokens: int = 40) ->
                 for m, c in zip(prompts, greedy_replies(policy, tokenizer, prompts, max_new_tokens))]
     return mean_token_kl(policy, reference, tokenizer, [e for e in examples if (e['labels'] != -100).any()])
 
-# %% ../../nbs/67_dpo.ipynb 46
+# %% ../../nbs/67_dpo.ipynb 49
 from ..teach.exercises import check_close, check_true, call_answer
 
 def _four_logps(seed: int, n: int = 5):

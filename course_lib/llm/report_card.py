@@ -103,7 +103,7 @@ def evaluate_stage(model, tokenizer, profile: str | None = None, suite: dict | N
     m['val_bpb'] = eval_bpb(model, tokenizer, windows)
     chat = evaluate_chat(model, tokenizer, suite['chat'])
     m.update(chat_format=chat['format'], chat_accuracy=chat['accuracy'],
-             answerable_refusal_rate=_share(is_refusal(r['reply']) for r in chat['rows']))
+             answerable_refusal_rate=_share(is_refusal(r['reply']) for r in chat['rows'] if r['task'] != 'no_card'))
     m.update({f'task.{t}': r['correct'] for t, r in chat['per_task'].items()})
     tools = evaluate_tools(model, tokenizer, suite['tools'])
     direct = answer_directly(model, tokenizer, [ex for ex in suite['tools'] if ex['task'] == 'calc'])

@@ -1,0 +1,204 @@
+"Chapter 72: the grounded assistant's rules, data, stages and server, on tiny sizes."
+import http.client, json
+import pytest
+import torch
+from course_lib.llm import grounded_assistant as G
+from course_lib.llm.byte_tokenizer import train_byte_bpe
+from course_lib.llm.chat_sft import render_chat, is_refusal, save_stage
+from course_lib.llm.chat_serve import iter_sse
+from course_lib.llm.grounded_retrieval import shop_chunks, retrieval_questions, PRODUCT_TEMPLATES, ORDER_TEMPLATES
+from course_lib.llm.modern_decoder import ModernConfig, ModernLM
+
+CHUNKS = [{'id': 'policy/ship#0', 'doc': 'policy/ship', 'kind': 'policy', 'title': 'How much does shipping cost?',
+           'text': 'Standard shipping costs 4.90 EUR. Express shipping costs 9.90 EUR.'},
+          {'id': 'policy/return#0', 'doc': 'policy/return', 'kind': 'policy', 'title': 'What is your return policy?',
+           'text': 'You can return unopened products within 30 days of delivery for a full refund.'}]
+
+
+@pytest.fixture(scope='module')
+def tok():
+    text = ' '.join(c['title'] + ' ' + c['text'] for c in shop_chunks()[:30]) + " I'm sorry, I don't have information about that. [1]"
+    return train_byte_bpe(text * 3, 400)
+
+
+def _tiny(tok, max_seq_len=512, seed=0):
+    torch.manual_seed(seed)
+    return ModernLM(ModernConfig(vocab_size=tok.vocab_size, d_model=32, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=64,
+                                 max_seq_len=max_seq_len)).eval()
+
+
+class Fixed:
+    "A stand-in retriever: the same chunks, with score 1, for every question."
+    def __init__(self, chunks, threshold=None): self.chunks, self.threshold = list(chunks), threshold
+    def search(self, questions, k=1): return [[(i, 1.0 - 0.1 * i) for i in range(min(k, len(self.chunks)))] for _ in questions]
+
+
+class Scripted(torch.nn.Module):
+    "A stand-in model that always writes `text` and <|end|> (KV cache = tokens written so far)."
+    def __init__(self, tok, text, max_seq_len=512):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.config = ModernConfig(vocab_size=tok.vocab_size, d_model=8, n_layers=1, n_heads=2, n_kv_heads=1, d_ff=8,
+                                   max_seq_len=max_seq_len)
+        self.script = tok.encode_ordinary(text) + [tok.special_ids['<|end|>']]
+        self.vocab = tok.vocab_size
+
+    def forward(self, ids, attention_mask=None, position_ids=None, past_kv=None, use_cache=False, labels=None):
+        from types import SimpleNamespace
+        done = (past_kv or 0) + (0 if past_kv is None else ids.shape[1])
+        logits = torch.full((ids.shape[0], ids.shape[1], self.vocab), -1e9)
+        logits[:, -1, self.script[min(done, len(self.script) - 1)]] = 0.0
+        return SimpleNamespace(logits=logits, past_kv=done)
+
+
+def test_passage_rule_and_prompt(tok):
+    assert G.passage_text('One two three. ' + 'x' * 300 + '. Four.', 40) == 'One two three.'
+    assert G.passage_text('word ' * 100, 42).endswith('word') and len(G.passage_text('word ' * 100, 42)) <= 42
+    with pytest.raises(ValueError, match='max_chars'): G.passage_text('abc', 5)
+    with pytest.raises(TypeError): G.passage_text(None)
+    assert G.format_passages([]) == 'none'
+    assert G.format_passages(CHUNKS).splitlines()[1].startswith('[2] What is your return policy?: You can return')
+    m = G.grounded_messages('How much is postage?', CHUNKS[:1])
+    assert m[0]['role'] == 'system' and '[1] How much does shipping cost?' in m[0]['content'] and m[1]['content'] == 'How much is postage?'
+    with pytest.raises(ValueError, match='question'): G.grounded_messages('  ', CHUNKS)
+    full = len(render_chat(tok, m, add_generation_prompt=True)[0])
+    small = G.fit_messages(tok, 'How much is postage?', CHUNKS[:1], context=full + 9, reply_tokens=10)
+    assert len(render_chat(tok, small, add_generation_prompt=True)[0]) + 10 <= full + 9 and small != m
+    assert G.fit_messages(tok, 'How much is postage?', CHUNKS[:1], context=full + 10, reply_tokens=10) == m
+    with pytest.raises(ValueError, match='do not fit'): G.fit_messages(tok, 'How much is postage?', CHUNKS[:1], 20, 10)
+
+
+def test_answer_rule():
+    text = 'green tea from Hunan, China. 50 g 4.90 EUR; 100 g 8.80 EUR. Brew at 80 °C for 2 minutes.'
+    assert 'EUR' in G.answer_sentence('What does it cost?', text)
+    assert G.answer_sentence('Water temperature?', text).startswith('Brew at')
+    assert G.answer_sentence('nothing shared', 'First. Second.') == 'First.'
+    assert G.grounded_answer('How much is express shipping?', CHUNKS[:1]) == 'Express shipping costs 9.90 EUR. [1]'
+    with pytest.raises(ValueError): G.grounded_answer('x', [])
+
+
+def test_training_conversations_use_training_phrasings_only():
+    chunks = shop_chunks()
+    convs = G.make_grounded_conversations(chunks, 300, seed=3)
+    assert {c['kind'] for c in convs} == set(G.KIND_SHARES)
+    held = {q['question'].lower() for s in ('valid', 'test') for q in retrieval_questions(s)}
+    assert not {c['question'].lower() for c in convs} & held
+    held_templates = {t for s in ('valid', 'test') for _, t in PRODUCT_TEMPLATES[s]} | {ORDER_TEMPLATES[s] for s in ('valid', 'test')}
+    assert not held_templates & (set(G.PRODUCT_FRAMES) | set(G.ORDER_FRAMES))
+    for c in convs:
+        answer = c['messages'][-1]['content']
+        if c['kind'] == 'answer':
+            assert answer.endswith(' [1]') and G.strip_citations(answer) in G.passage_text(c['passages'][0]['text'])
+        else: assert answer == G.REFUSAL_TEXT
+        if c['kind'] == 'no_passage': assert c['passages'] == [] and 'Passages:\nnone' in c['messages'][0]['content']
+    assert convs == G.make_grounded_conversations(chunks, 300, seed=3)                  # deterministic
+    with pytest.raises(ValueError, match='unknown kinds'): G.make_grounded_conversations(chunks, 5, shares={'bad': 1})
+
+
+def test_citations_support_and_correctness():
+    assert G.parse_citations('a [1] b [12]') == [1, 12] and G.strip_citations('Hello there. [1]') == 'Hello there.'
+    assert G.support_share('Standard shipping costs 4.90 EUR. [1]', CHUNKS[0]['text']) == 1.0
+    assert G.support_share('[1]', 'anything') == 0.0
+    assert not G.numbers_match('Express shipping costs 19.90 EUR.', CHUNKS[0]['text'])
+    assert G.supports('Express shipping costs 9.90 EUR.', CHUNKS[0]['text'])
+    assert not G.supports('Express shipping costs 19.90 EUR.', CHUNKS[0]['text'])
+    assert G.is_faithful('Express shipping costs 9.90 EUR. [1]', CHUNKS)
+    assert not G.is_faithful('Express shipping costs 9.90 EUR. [2]', CHUNKS)          # the wrong passage cited
+    assert not G.is_faithful('Express shipping costs 9.90 EUR. [3]', CHUNKS)          # a passage never given
+    assert not G.is_faithful('Express shipping costs 9.90 EUR.', CHUNKS)              # no citation
+    assert G.answer_correct('express shipping costs 9.90  EUR. [1]', CHUNKS[:1])
+    assert not G.answer_correct('Express shipping is cheap. [1]', CHUNKS[:1])
+    assert not G.answer_correct(G.REFUSAL_TEXT, CHUNKS[:1]) and not G.answer_correct('Anything.', [])
+
+
+def test_grounded_metrics():
+    qs = [{'question': 'a', 'chunk_ids': ['policy/ship#0']}, {'question': 'b', 'chunk_ids': ['policy/ship#0']},
+          {'question': 'c', 'chunk_ids': []}, {'question': 'd', 'chunk_ids': []}]
+    rows = [{'answer': 'Express shipping costs 9.90 EUR. [1]', 'passages': CHUNKS[:1]},
+            {'answer': 'You can return unopened products within 30 days of delivery for a full refund. [1]', 'passages': CHUNKS[1:]},
+            {'answer': G.REFUSAL_TEXT, 'passages': []}, {'answer': 'Standard shipping costs 4.90 EUR. [1]', 'passages': CHUNKS[:1]}]
+    m = G.grounded_metrics(rows, qs, CHUNKS)
+    assert m['answer_accuracy'] == 0.5 and m['hallucination_rate'] == 0.5 and m['confident_wrong_rate'] == 0.5
+    assert m['faithfulness'] == 1.0 and m['refused_answerable'] == 0.0 and m['n_answered'] == 3
+    assert m['gold_retrieved'] == 0.5 and m['accuracy_when_retrieved'] == 1.0
+    with pytest.raises(ValueError, match='rows'): G.grounded_metrics(rows[:1], qs, CHUNKS)
+
+
+def test_invented_answers_and_pairs():
+    import random
+    rng = random.Random(0)
+    changed = G.invent_answer('Express shipping costs 9.90 EUR.', rng)
+    assert changed != 'Express shipping costs 9.90 EUR.' and not G.numbers_match(changed, CHUNKS[0]['text'])
+    assert G.invent_answer('No number here.', rng, ['Another sentence.']) == 'Another sentence.'
+    with pytest.raises(ValueError): G.invent_answer('No number here.', rng, [])
+    pairs = G.make_grounding_pairs(shop_chunks(), 40)
+    assert {p['kind'] for p in pairs} == {'grounded', 'answer', 'refuse'} and all(p['chosen'] != p['rejected'] for p in pairs)
+    assert all(p['rejected'] == G.REFUSAL_TEXT and p['chosen'].endswith('[1]') for p in pairs if p['kind'] == 'answer')
+    assert all(p['chosen'] == G.REFUSAL_TEXT and p['rejected'].endswith('[1]') for p in pairs if p['kind'] == 'refuse')
+
+
+def test_assistant_guard_and_quarantine(tok):
+    injected = [{'id': 'x#0', 'doc': 'x', 'kind': 'policy', 'title': 'Refunds', 'text': G.INJECTED_DOCUMENT['text']}]
+    promise = 'Any product can be sent back and the money is returned at once, no questions asked. [1]'
+    model = Scripted(tok, promise)
+    rows = G.GroundedAssistant(model, tok, Fixed(injected + CHUNKS), max_new_tokens=120).answer(['Can I get my money back?'])
+    assert rows[0]['reply'] == promise and G.carries_promise(rows[0]['answer']) and rows[0]['passages'][0]['id'] == 'x#0'
+    guarded = G.GroundedAssistant(model, tok, Fixed(injected + CHUNKS), max_new_tokens=120, guard_chunks=CHUNKS).answer('Refund?')
+    assert guarded[0]['guarded'] and guarded[0]['answer'] == G.REFUSAL_TEXT and guarded[0]['refused']
+    quarantined = G.GroundedAssistant(model, tok, Fixed(injected + CHUNKS), quarantine=True).passages(['Refund?'])
+    assert [c['id'] for c in quarantined[0]] == ['policy/ship#0']
+    assert G.looks_like_instruction(G.INJECTED_DOCUMENT['text']) and not any(G.looks_like_instruction(c['text']) for c in shop_chunks())
+    gated = G.GroundedAssistant(model, tok, Fixed(CHUNKS, threshold=2.0)).passages(['x'])
+    assert gated == [[]]                                                        # below the threshold: no passage
+    with pytest.raises(ValueError, match='max_new_tokens'): G.GroundedAssistant(model, tok, Fixed(CHUNKS), max_new_tokens=600)
+    assert not G.carries_promise(G.REFUSAL_TEXT) and not G.carries_promise(CHUNKS[1]['text'])
+
+
+def test_stages_train_save_and_load(tok, tmp_path, monkeypatch):
+    monkeypatch.setenv('COURSE_ASSISTANT_DIR', str(tmp_path))
+    tiny = dict(n_train=40, steps=3, batch=4, lr=1e-3, max_new_tokens=16, dpo_pairs=16, dpo_steps=2, dpo_batch=2, beta=0.1,
+                dpo_lr=1e-4, n_requests=2)
+    monkeypatch.setattr(G, 'grounded_sizes', lambda profile=None: dict(tiny))
+    monkeypatch.setattr(G, 'sft_stage', lambda profile=None, device=None, progress=False: (_tiny(tok), tok, {'stage': 'sft'}))
+    chunks = shop_chunks()[:20]
+    model, t, meta = G.grounded_stage('smoke', chunks)
+    assert meta['stage'] == 'grounded' and meta['conversations'] + meta['dropped_too_long'] == 40
+    assert (tmp_path / 'smoke' / 'grounded' / 'model.safetensors').is_file()
+    again = G.grounded_stage('smoke', chunks)[2]
+    assert again['seconds'] == meta['seconds']                                  # loaded, not trained again
+    dpo_model, _, dpo_meta = G.grounded_dpo_stage('smoke', chunks)
+    assert dpo_meta['stage'] == 'grounded_dpo' and dpo_meta['pairs'] > 0
+    assert any((p - q).abs().max() > 0 for p, q in zip(dpo_model.parameters(), model.parameters()))
+
+
+def _post(port, body: bytes):
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    conn.request('POST', '/chat', body, {'Content-Type': 'application/json', 'Content-Length': str(len(body))})
+    return conn.getresponse(), conn
+
+
+def test_server_streams_sources_and_answer_over_http(tok):
+    answer = 'Express shipping costs 9.90 EUR. [1]'
+    assistant = G.GroundedAssistant(Scripted(tok, answer), tok, Fixed(CHUNKS), max_new_tokens=40)
+    with G.serve_grounded(assistant, port=0).start() as server:
+        got = G.ask_server(server.url, 'How much is express postage?')
+        assert got['text'] == answer and got['sources'][0]['id'] == 'policy/ship#0' and got['ms'] > 0
+        assert got['done']['finish_reason'] == 'stop' and got['done']['refused'] is False
+        r, conn = _post(server.server_address[1], b'{"messages": []}')
+        assert r.status == 400 and json.loads(r.read())['error']; conn.close()
+        body = json.dumps({'messages': [{'role': 'user', 'content': 'hi'}]}).encode()
+        r, conn = _post(server.server_address[1], body)
+        events = [e for e, _ in iter_sse(r)]; conn.close()
+        assert events[0] == 'sources' and events[-1] == 'done' and 'message' in events
+    guarded = G.GroundedAssistant(Scripted(tok, 'We ship to Mars for free. [1]'), tok, Fixed(CHUNKS), guard_chunks=CHUNKS)
+    with G.GroundedChatServer(guarded, port=0).start() as server:
+        got = G.ask_server(server.url, 'Do you ship to Mars?')
+    assert got['text'] == G.REFUSAL_TEXT and got['done']['guarded'] is True
+    with pytest.raises(TypeError, match='GroundedAssistant'): G.GroundedChatServer(object(), port=0)
+
+
+def test_latency_summary():
+    s = G.latency_summary([10.0, 20.0, 30.0, 40.0, 50.0])
+    assert s['p50'] == 30.0 and s['n'] == 5 and s['max'] == 50.0
+    assert s['p95'] == pytest.approx(torch.quantile(torch.tensor([10., 20, 30, 40, 50], dtype=torch.float64), 0.95).item())
+    with pytest.raises(ValueError, match='no latencies'): G.latency_summary([])
