@@ -70,6 +70,22 @@ def test_questions_are_disjoint_deterministic_and_labelled(chunks):
     with pytest.raises(ValueError, match="'valid' or 'test'"): G.retrieval_questions('dev')
 
 
+def test_templated_out_of_scope_questions_name_nothing_the_shop_has():
+    from course_lib.llm.chat_sft import shop_teas
+    from course_lib.llm.byte_tokenizer import make_shop_catalog
+    from course_lib.projects.qa_assistant import load_faq_questions
+    teas, orders = shop_teas(), {o['order_id'] for o in make_shop_catalog(0)['orders']}
+    file_questions = {q.lower() for q in load_faq_questions()[0]}
+    for split in ('valid', 'test'):
+        oos = [q for q in G.retrieval_questions(split) if q['source'] != 'faq_questions.tsv' and not q['chunk_ids']]
+        spec = G.OUT_OF_SCOPE[split]
+        assert len(oos) == spec['n_tea'] + spec['n_order'] + len(spec['topics']) and len({q['question'] for q in oos}) == len(oos)
+        assert not any(name in q['question'] for q in oos for name in teas)          # no tea the shop sells
+        assert not any(o in q['question'] for q in oos for o in orders)              # no order that exists
+        assert not {q['question'].lower() for q in oos} & file_questions             # nothing copied from the file
+    assert not set(G.OUT_OF_SCOPE['valid']['topics']) & set(G.OUT_OF_SCOPE['test']['topics'])
+
+
 def test_recall_at_k_counts_answerable_only():
     chunks = [{'id': 'a'}, {'id': 'b'}, {'id': 'c'}]
     qs = [{'chunk_ids': ['a']}, {'chunk_ids': ['c']}, {'chunk_ids': []}]

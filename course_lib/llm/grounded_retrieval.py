@@ -25,17 +25,17 @@ from ..projects.qa_assistant import (load_faq, load_faq_questions, split_questio
 from ..projects.semantic_search import bm25_search, content_words, encode_texts
 from ..concepts.build_or_buy import load_minilm
 from .byte_tokenizer import make_shop_catalog, load_documents
-from .chat_sft import shop_teas, assistant_dir, eur
+from .chat_sft import shop_teas, assistant_dir, eur, invented_tea
 from ..teach.exercises import check_close, check_true, call_answer
 
 # %% auto 0
-__all__ = ['N_ORDER_DOCS', 'KINDS', 'MAX_CHUNK_WORDS', 'SPLITS', 'PRODUCT_TEMPLATES', 'ORDER_TEMPLATES', 'RETRIEVER_KINDS',
-           'WEIGHTS', 'STUDENT_LAYERS', 'CORPUS_SENTENCE_SOURCES', 'shop_documents', 'chunk_text', 'shop_chunks',
-           'chunk_passage', 'retrieval_questions', 'copied_questions', 'recall_at_k', 'encode_queries', 'Retriever',
-           'rank_scores', 'choose_threshold', 'tune_retriever', 'load_retriever', 'rrf_scores', 'make_student',
-           'corpus_sentences', 'student_texts', 'student_settings', 'distill_student', 'student_dir', 'load_student',
-           'student_stage', 'quantize_int8', 'query_latency_ms', 'student_layer_scores', 'check_recall_at_k',
-           'check_rrf', 'check_chunk_text']
+__all__ = ['N_ORDER_DOCS', 'KINDS', 'MAX_CHUNK_WORDS', 'SPLITS', 'PRODUCT_TEMPLATES', 'ORDER_TEMPLATES', 'OUT_OF_SCOPE',
+           'RETRIEVER_KINDS', 'WEIGHTS', 'STUDENT_LAYERS', 'CORPUS_SENTENCE_SOURCES', 'shop_documents', 'chunk_text',
+           'shop_chunks', 'chunk_passage', 'retrieval_questions', 'copied_questions', 'recall_at_k', 'encode_queries',
+           'Retriever', 'rank_scores', 'choose_threshold', 'tune_retriever', 'load_retriever', 'rrf_scores',
+           'make_student', 'corpus_sentences', 'student_texts', 'student_settings', 'distill_student', 'student_dir',
+           'load_student', 'student_stage', 'quantize_int8', 'query_latency_ms', 'student_layer_scores',
+           'check_recall_at_k', 'check_rrf', 'check_chunk_text']
 
 # %% ../../nbs/71_grounded_retrieval.ipynb 5
 N_ORDER_DOCS = 8
@@ -116,6 +116,35 @@ PRODUCT_TEMPLATES = {   # (aspect, template): words chosen to differ from the ca
 ORDER_TEMPLATES = {'valid': "Has my order {order} been sent yet?", 'test': "Where is my parcel {order}?",
                    'train': "Can you check on order {order} for me?"}
 
+# %% ../../nbs/71_grounded_retrieval.ipynb 12
+OUT_OF_SCOPE = {   # per held-out split: a template for made-up teas, one for unknown orders, topics no FAQ entry covers (checked by hand)
+    'valid': {'tea': "Do you have {tea} in stock?", 'order': "Has parcel {order} left your warehouse?", 'n_tea': 8, 'n_order': 4,
+              'topics': ["Do you roast your own coffee?", "Can I visit your tea farm in China?", "Can you cater tea for my wedding?",
+                         "Do you sell honey?", "Do you donate to charity?",
+                         "Is your website available in French?", "Can I sell my own tea through your shop?",
+                         "Do you have a podcast about tea?"]},
+    'test': {'tea': "What would a pack of {tea} cost me?", 'order': "Why is order {order} late?", 'n_tea': 8, 'n_order': 4,
+             'topics': ["Do you sell matcha whisks?", "Do you have a tea museum?", "Which tea has the most antioxidants?",
+                        "Do you sponsor sports clubs?", "Do you sell kombucha?", "Do you plant a tree for every order?",
+                        "Who founded Kettle & Leaf?", "Do you make bottled iced tea?"]},
+}
+
+def _out_of_scope_questions(split: str) -> list[dict]:
+    "The templated out-of-scope questions of a held-out split (chunk_ids = []): made-up teas, unknown orders, topics."
+    spec, rng = OUT_OF_SCOPE[split], random.Random(f"out-of-scope/{split}")
+    teas, orders = shop_teas(), {o['order_id'] for o in make_shop_catalog(0)['orders']}
+    out = []
+    while len(out) < spec['n_tea']:
+        name, _ = invented_tea(rng, teas)
+        if name not in teas and all(name not in q['question'] for q in out):
+            out.append({'question': spec['tea'].format(tea=name), 'chunk_ids': [], 'source': 'template:out_of_scope/tea'})
+    while len(out) < spec['n_tea'] + spec['n_order']:
+        order = f"KL-{rng.randint(20000, 99999)}"
+        if order not in orders:
+            out.append({'question': spec['order'].format(order=order), 'chunk_ids': [], 'source': 'template:out_of_scope/order'})
+    return out + [{'question': q, 'chunk_ids': [], 'source': 'out_of_scope/topic'} for q in spec['topics']]
+
+# %% ../../nbs/71_grounded_retrieval.ipynb 13
 def _faq_rows():
     faq = load_faq()
     questions, labels = load_faq_questions(faq_ids=[e['id'] for e in faq])
@@ -125,7 +154,8 @@ def retrieval_questions(split: str, chunks=None) -> list[dict]:
     """Held-out retrieval questions of `split` ('valid' or 'test'; 'train' = template questions for training only):
     `{'question', 'chunk_ids' (the relevant chunks; [] = out of scope), 'source'}`. FAQ paraphrases from
     data/faq_questions.tsv (split in half by chapter 46's `split_questions`, seed 0), then template questions about
-    products and orders. `chunks` default to `shop_chunks()`."""
+    products and orders, then (held-out splits) the out-of-scope questions of `OUT_OF_SCOPE`. `chunks` default to
+    `shop_chunks()`."""
     if split not in SPLITS: raise ValueError(f"split must be 'valid' or 'test' (or 'train' for training text), got {split!r}")
     chunks = shop_chunks() if chunks is None else chunks
     of_doc = {}
@@ -145,9 +175,9 @@ def retrieval_questions(split: str, chunks=None) -> list[dict]:
         if doc.startswith('order/'):
             out.append({'question': ORDER_TEMPLATES[split].format(order=doc.split('/', 1)[1]), 'chunk_ids': list(ids),
                         'source': 'template:order'})
-    return out
+    return out + (_out_of_scope_questions(split) if split in OUT_OF_SCOPE else [])
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 12
+# %% ../../nbs/71_grounded_retrieval.ipynb 14
 def copied_questions(chunks=None) -> list[dict]:
     "The common mistake, as data: the FAQ's OWN questions (the policies' titles) used as test questions."
     chunks = shop_chunks() if chunks is None else chunks
@@ -156,7 +186,7 @@ def copied_questions(chunks=None) -> list[dict]:
     return [{'question': e['question'], 'chunk_ids': of_doc.get(f"policy/{e['id']}", []), 'source': 'course_faq.tsv'}
             for e in load_faq()]
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 15
+# %% ../../nbs/71_grounded_retrieval.ipynb 17
 def recall_at_k(results, questions, chunks, k: int) -> float:
     """Share of the ANSWERABLE questions (non-empty `chunk_ids`) with at least one relevant chunk among the first `k`
     results. `results[i]` is question i's list of (chunk index, score), best first, as `Retriever.search` returns."""
@@ -172,7 +202,7 @@ def recall_at_k(results, questions, chunks, k: int) -> float:
     if not answerable: raise ValueError("no answerable question (all chunk_ids empty): recall@k is undefined")
     return hits / answerable
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 17
+# %% ../../nbs/71_grounded_retrieval.ipynb 19
 RETRIEVER_KINDS = ('bm25', 'dense', 'hybrid')
 
 def encode_queries(tokenizer, model, texts, max_length: int = 128) -> torch.Tensor:
@@ -230,13 +260,13 @@ class Retriever:
         return [[{**self.chunks[i], 'score': s} for i, s in res if self.threshold is None or s >= self.threshold]
                 for res in self.search(questions, k)]
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 18
+# %% ../../nbs/71_grounded_retrieval.ipynb 20
 def rank_scores(scores: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
     "Top-k (index, score) per row of a score matrix, best first, ties broken by the lower index."
     order = torch.argsort(-scores, dim=1, stable=True)[:, :k]
     return [[(int(i), float(scores[r, i])) for i in row] for r, row in enumerate(order)]
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 23
+# %% ../../nbs/71_grounded_retrieval.ipynb 25
 WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 
 def choose_threshold(top_scores, answerable) -> tuple[float, float]:
@@ -275,7 +305,7 @@ def tune_retriever(retriever: Retriever, questions, weights=WEIGHTS) -> dict:
     return {**out, 'weight': retriever.weight, 'bm25_half': retriever.bm25_half, 'threshold': retriever.threshold,
             'balanced_accuracy': bal, 'recall5': recall_at_k(res, questions, retriever.chunks, 5)}
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 24
+# %% ../../nbs/71_grounded_retrieval.ipynb 26
 def load_retriever(kind: str = 'hybrid', chunks=None, encoder=None, tune: bool = True) -> Retriever:
     """A ready `Retriever` over `chunks` (default `shop_chunks()`) with MiniLM from the installed package (or
     `encoder` = (tokenizer, model), e.g. `load_student()`); with `tune`, its weight and threshold are chosen on the
@@ -297,7 +327,7 @@ def rrf_scores(rankings, n_items: int, c: float = 60.0) -> torch.Tensor:
         for r, i in enumerate(ranking, start=1): out[i] += 1.0 / (c + r)
     return out
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 39
+# %% ../../nbs/71_grounded_retrieval.ipynb 41
 STUDENT_LAYERS = (4, 5)
 CORPUS_SENTENCE_SOURCES = ('shop', 'fortunes_en', 'gutenberg_en')
 
@@ -341,7 +371,7 @@ def student_settings(profile: str | None = None) -> dict:
             'steps': by_profile(16, 600, 8000, profile), 'batch_size': by_profile(16, 32, 128, profile),
             'lr': 3e-4, 'max_length': 64, 'freeze_word_embeddings': True, 'seed': 0}
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 40
+# %% ../../nbs/71_grounded_retrieval.ipynb 42
 def distill_student(student, tokenizer, texts, targets, steps: int, batch_size: int, lr: float = 1e-4,
                     max_length: int = 64, seed: int = 0, log_every: int = 0) -> list[float]:
     """Train `student` so that its normalised mean-pooled vector of each text matches `targets` (the teacher's
@@ -371,7 +401,7 @@ def distill_student(student, tokenizer, texts, targets, steps: int, batch_size: 
         if log_every and (step + 1) % log_every == 0: print(f"step {step + 1}/{steps}: loss {loss.item():.4f}")
     return losses
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 41
+# %% ../../nbs/71_grounded_retrieval.ipynb 43
 def student_dir(profile: str | None = None) -> Path:
     "Where the trained student lives: assistant_dir(profile) / 'retriever_student'."
     return assistant_dir(profile) / 'retriever_student'
@@ -390,7 +420,7 @@ def _save_student(folder: Path, student, tokenizer, meta: dict) -> Path:
         shutil.rmtree(tmp, ignore_errors=True); raise
     return folder
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 42
+# %% ../../nbs/71_grounded_retrieval.ipynb 44
 def load_student(profile: str | None = None, settings: dict | None = None):
     """(tokenizer, student) saved by `student_stage` for `settings` (default `student_settings(profile)`), or None
     when the folder is missing or was trained with other settings."""
@@ -429,7 +459,7 @@ def quantize_int8(model):
         warnings.simplefilter('ignore')
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 43
+# %% ../../nbs/71_grounded_retrieval.ipynb 45
 def query_latency_ms(encoders: dict, queries, repeats: int = 3, max_length: int = 128) -> dict:
     """{name: median milliseconds to turn ONE query into its normalised vector} for `encoders` = {name: (tokenizer,
     model)}, on the CPU: tokenize, forward, mean-pool, normalise, each query alone (batch 1). The encoders take
@@ -450,7 +480,7 @@ def query_latency_ms(encoders: dict, queries, repeats: int = 3, max_length: int 
                     if r: times[name].append(time.perf_counter() - t0)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 45
+# %% ../../nbs/71_grounded_retrieval.ipynb 47
 def student_layer_scores(teacher, tokenizer, texts, n_layers: int = 2) -> dict:
     "{layers: mean cosine between the untrained student's and the teacher's normalised vectors of `texts`} for every choice of `n_layers` teacher layers (in order)."
     from itertools import combinations
@@ -458,7 +488,7 @@ def student_layer_scores(teacher, tokenizer, texts, n_layers: int = 2) -> dict:
     return {layers: float((encode_texts(make_student(teacher, layers), tokenizer, texts, device='cpu') * target).sum(1).mean())
             for layers in combinations(range(teacher.config.num_hidden_layers), n_layers)}
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 57
+# %% ../../nbs/71_grounded_retrieval.ipynb 59
 def _recall_reference(ranked, relevant, k):
     answerable = [(r, set(rel)) for r, rel in zip(ranked, relevant) if rel]
     return sum(any(i in rel for i in r[:k]) for r, rel in answerable) / len(answerable)
@@ -469,7 +499,7 @@ _RECALL_CASES = [   # (ranked chunk ids per question, relevant ids per question,
     ([['a', 'b'], ['b', 'a'], ['a', 'b']], [['b'], [], ['a']], 1),
 ]
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 58
+# %% ../../nbs/71_grounded_retrieval.ipynb 60
 def check_recall_at_k(exercise, fn) -> bool:
     """Exercise: `fn(ranked, relevant, k)` -> recall@k: `ranked[i]` are question i's chunk ids best first,
     `relevant[i]` its relevant ids ([] = out of scope, left out)."""
