@@ -155,6 +155,19 @@ def test_sft_term_adds_the_chosen_nll_and_raises_the_chosen_likelihood(tok):
     assert chosen(with_sft) > chosen(plain)           # the term keeps the chosen replies likely in absolute terms
 
 
+def test_mean_token_nll_is_the_cross_entropy_of_the_reply_tokens(tok):
+    import torch.nn.functional as F
+    model = _tiny(tok)
+    b = D.pad_right([D.reply_example(tok, p['messages'], p['chosen']) for p in _toy_pairs()], tok.pad_id)
+    with torch.no_grad():
+        ours = D.mean_token_nll(D.sequence_logprobs(model, b['input_ids'], b['labels']), b['labels'])
+        ce = F.cross_entropy(model(b['input_ids']).logits[:, :-1].transpose(1, 2), b['labels'][:, 1:], ignore_index=-100,
+                             reduction='none')
+    want = (ce.sum(1) / (b['labels'][:, 1:] != -100).sum(1)).mean()
+    torch.testing.assert_close(ours, want)
+    assert D.ANSWERABLE_TASKS == tuple(t for t in D.TASKS if t != 'no_card')
+
+
 def test_behaviour_scores_greedy_replies(tok):
     pairs = _toy_pairs()
     res = D.behaviour(_tiny(tok), tok, pairs, max_new_tokens=6)

@@ -18,9 +18,9 @@ from .byte_tokenizer import (ByteTokenizer, train_course_tokenizer, load_documen
 from .inference_engine import generate
 
 # %% auto 0
-__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'REFUSAL', 'INVENTED_SHARE', 'OPENERS', 'CLOSERS',
-           'render_chat', 'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes', 'document_ids',
-           'pretrain_base', 'base_stage', 'vary', 'is_held_out', 'eur', 'shop_teas', 'invented_tea',
+__all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'ANSWERABLE_TASKS', 'REFUSAL', 'INVENTED_SHARE',
+           'OPENERS', 'CLOSERS', 'render_chat', 'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes',
+           'document_ids', 'pretrain_base', 'base_stage', 'vary', 'is_held_out', 'eur', 'shop_teas', 'invented_tea',
            'conversations_version', 'make_conversations', 'well_formed', 'last_int', 'task_correct', 'is_refusal',
            'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
            'check_render_turn', 'check_well_formed']
@@ -172,6 +172,7 @@ TEMPLATES = {   # the LAST template of each task is held out
 }
 TEMPLATES['no_card'] = TEMPLATES['shop_price']   # the same questions; only the missing card differs
 TASKS = tuple(TEMPLATES)
+ANSWERABLE_TASKS = tuple(t for t in TASKS if t != 'no_card')   # every task whose right answer is not the refusal
 REFUSAL = "I'm sorry, I don't have information about {subject}."
 INVENTED_SHARE = 0.7      # of the training draws about a tea: a made-up tea, so that answers must come from the card
 OPENERS = ('', '', '', 'Hi! ', 'Hello. ', 'Quick question: ', 'Excuse me. ', 'Please help. ')   # training only

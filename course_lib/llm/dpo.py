@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from ..core import get_profile
 from ..train.learner import warmup_cosine_schedule
 from .chat_sft import (render_chat, pad_right, make_conversations, conversations_version, assistant_dir,
-                                     assistant_sizes, save_stage, load_stage, sft_stage, TASKS)
+                                     assistant_sizes, save_stage, load_stage, sft_stage, TASKS,
+                                     ANSWERABLE_TASKS)
 from .chat_sft import SYSTEM_PROMPT, TEMPLATES, shop_teas, invented_tea, is_held_out, eur
 from .chat_sft import REFUSAL, is_refusal     # chapter 65's `no_card` task taught this refusal
 from .tool_use import tools_stage, tools_data_version
@@ -18,9 +19,9 @@ from .inference_engine import generate
 
 # %% auto 0
 __all__ = ['PAIR_KINDS', 'DPO_STARTS', 'dpo_settings', 'reply_example', 'sequence_logprobs', 'dpo_loss', 'preference_version',
-           'make_preference_pairs', 'pair_batch', 'pair_logprobs', 'reward_accuracy', 'dpo_train', 'evaluate_rewards',
-           'dpo_stage', 'greedy_replies', 'behaviour', 'mean_token_kl', 'reply_kl', 'check_dpo_loss',
-           'check_reply_logprob', 'check_reward_accuracy']
+           'make_preference_pairs', 'pair_batch', 'pair_logprobs', 'reward_accuracy', 'mean_token_nll', 'dpo_train',
+           'evaluate_rewards', 'dpo_stage', 'greedy_replies', 'behaviour', 'mean_token_kl', 'reply_kl',
+           'check_dpo_loss', 'check_reply_logprob', 'check_reward_accuracy']
 
 # %% ../../nbs/67_dpo.ipynb 5
 def dpo_settings(profile: str | None = None) -> dict:
@@ -137,13 +138,13 @@ def _refusal_subject(c) -> str:
     if c['task'] in _CARD_TASKS: return c['key']
     if c['task'] == 'counting': return f"the letters of {c['key'].split('/')[0]}"
     if c['task'] == 'spelling': return f"the spelling of {c['key']}"
-    return f"{c['key']}"
+    return c['key']
 
 def _answer_pairs(split: str, n: int, seed: int) -> list[dict]:
     """Answer (chapter 65's answer) against a refusal, on chapter 65's answerable conversations: the counterweight
     that keeps DPO's refusals for questions the prompt cannot answer."""
     rng = random.Random(f"{seed}/{split}/answer")
-    tasks = [t for t in TASKS if t not in ('two_turns', 'no_card')]
+    tasks = [t for t in ANSWERABLE_TASKS if t != 'two_turns']
     convs = make_conversations(split, -(-n // len(tasks)), seed=seed + 2, tasks=tasks)
     rng.shuffle(convs)
     return [dict(kind='answer', topic=c['task'], key=c['key'], template=c['template'], messages=c['messages'][:-1],
@@ -153,7 +154,7 @@ def _answer_pairs(split: str, n: int, seed: int) -> list[dict]:
 def _concise_pairs(split: str, n: int, seed: int) -> list[dict]:
     "Concise (chapter 65's answer) against rambling (the same answer padded), from chapter 65's conversations of `split`."
     rng, held = random.Random(f"{seed}/{split}/concise"), split == 'heldout'
-    tasks = [t for t in TASKS if t not in ('two_turns', 'no_card')]
+    tasks = [t for t in ANSWERABLE_TASKS if t != 'two_turns']
     convs = make_conversations(split, -(-n // len(tasks)), seed=seed + 1, tasks=tasks)
     rng.shuffle(convs)
     out = []
@@ -212,6 +213,10 @@ def reward_accuracy(chosen_rewards, rejected_rewards) -> float:
         raise ValueError(f"need two non-empty reward tensors of one shape, got {tuple(c.shape)} and {tuple(r.shape)}")
     return ((c > r).double() + 0.5 * (c == r).double()).mean().item()
 
+def mean_token_nll(sequence_logps, labels) -> torch.Tensor:
+    "The mean over sequences of the negative log-likelihood per reply token: -sum_t log p / (reply tokens), from sequence_logprobs."
+    return -(sequence_logps / (labels[:, 1:] != -100).sum(-1).clamp(min=1)).mean()
+
 def _shares_weights(a, b) -> bool:
     ptrs = {p.data_ptr() for p in a.parameters()}
     return any(p.data_ptr() in ptrs for p in b.parameters())
@@ -241,7 +246,7 @@ def dpo_train(policy, reference, tokenizer, pairs, steps: int, batch_size: int, 
         with torch.no_grad(): ref = sequence_logprobs(reference, ids, labels)
         pol = sequence_logprobs(policy, ids, labels)
         dpo_term, r_c, r_r = dpo_loss(pol[:n], pol[n:], ref[:n], ref[n:], beta)
-        nll = -(pol[:n] / (labels[:n, 1:] != -100).sum(-1).clamp(min=1)).mean()   # per token, chosen replies only
+        nll = mean_token_nll(pol[:n], labels[:n])                                # the chosen replies only
         loss = dpo_term + sft_coef * nll if sft_coef else dpo_term
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -269,7 +274,7 @@ def evaluate_rewards(policy, reference, tokenizer, pairs, beta: float, batch_siz
     return {'accuracy': reward_accuracy(rc, rr), 'per_kind': per_kind, 'margin': (rc - rr).mean().item(),
             'chosen_reward': rc.mean().item(), 'rejected_reward': rr.mean().item()}
 
-# %% ../../nbs/67_dpo.ipynb 22
+# %% ../../nbs/67_dpo.ipynb 24
 DPO_STARTS = ('tools', 'sft')
 
 def _start_model(profile, start: str, device=None):
@@ -300,7 +305,7 @@ def dpo_stage(profile: str | None = None, start: str = 'tools', device=None):
     save_stage(folder, policy, tok, meta)
     return policy.eval(), tok, meta
 
-# %% ../../nbs/67_dpo.ipynb 29
+# %% ../../nbs/67_dpo.ipynb 31
 @torch.no_grad()
 def greedy_replies(model, tokenizer, prompts, max_new_tokens: int = 40, batch_size: int = 32):
     "Chapter 62's engine, greedy, stopping at <|end|>: one Completion per prompt (a list of chat messages)."
@@ -327,7 +332,7 @@ def behaviour(model, tokenizer, pairs, max_new_tokens: int = 40) -> dict:
             'per_topic': {t: share([not is_refusal(r['reply']) for r in oos if r['topic'] == t]) for t in topics},
             'rows': rows}
 
-# %% ../../nbs/67_dpo.ipynb 38
+# %% ../../nbs/67_dpo.ipynb 40
 @torch.no_grad()
 def mean_token_kl(policy, reference, tokenizer, examples, batch_size: int = 32) -> float:
     """Mean over reply tokens of KL(policy || reference) between the two next-token distributions (full vocabulary,
@@ -351,7 +356,7 @@ def reply_kl(policy, reference, tokenizer, prompts, max_new_tokens: int = 40) ->
                 for m, c in zip(prompts, greedy_replies(policy, tokenizer, prompts, max_new_tokens))]
     return mean_token_kl(policy, reference, tokenizer, [e for e in examples if (e['labels'] != -100).any()])
 
-# %% ../../nbs/67_dpo.ipynb 49
+# %% ../../nbs/67_dpo.ipynb 51
 from ..teach.exercises import check_close, check_true, call_answer
 
 def _four_logps(seed: int, n: int = 5):

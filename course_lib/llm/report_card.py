@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from ..core import get_profile, by_profile, record
 from .chat_sft import (assistant_dir, load_stage, document_ids, make_conversations, evaluate_chat,
-                                     render_chat, base_stage, sft_stage)
+                                     render_chat, base_stage, sft_stage, ANSWERABLE_TASKS)
 from .tool_use import tools_stage, make_tool_conversations, evaluate_tools, answer_directly
 from .dpo import dpo_stage, dpo_settings, make_preference_pairs, behaviour, is_refusal, evaluate_rewards
 from .inference_engine import eval_bpb, time_generation
@@ -103,7 +103,7 @@ def evaluate_stage(model, tokenizer, profile: str | None = None, suite: dict | N
     m['val_bpb'] = eval_bpb(model, tokenizer, windows)
     chat = evaluate_chat(model, tokenizer, suite['chat'])
     m.update(chat_format=chat['format'], chat_accuracy=chat['accuracy'],
-             answerable_refusal_rate=_share(is_refusal(r['reply']) for r in chat['rows'] if r['task'] != 'no_card'))
+             answerable_refusal_rate=_share(is_refusal(r['reply']) for r in chat['rows'] if r['task'] in ANSWERABLE_TASKS))
     m.update({f'task.{t}': r['correct'] for t, r in chat['per_task'].items()})
     tools = evaluate_tools(model, tokenizer, suite['tools'])
     direct = answer_directly(model, tokenizer, [ex for ex in suite['tools'] if ex['task'] == 'calc'])
