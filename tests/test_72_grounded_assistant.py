@@ -202,3 +202,22 @@ def test_latency_summary():
     assert s['p50'] == 30.0 and s['n'] == 5 and s['max'] == 50.0
     assert s['p95'] == pytest.approx(torch.quantile(torch.tensor([10., 20, 30, 40, 50], dtype=torch.float64), 0.95).item())
     with pytest.raises(ValueError, match='no latencies'): G.latency_summary([])
+
+
+def test_mismatch_questions_are_about_named_things_and_cards_can_be_counterfactual():
+    import random
+    from course_lib.llm.chat_sft import shop_teas
+    chunks = shop_chunks()
+    convs = G.make_grounded_conversations(chunks, 200, seed=5, shares={'wrong_passage': 1.0})
+    prefixes = ('product/', 'order/', 'invented/', 'counterfactual/product/')
+    assert convs and all(c['about'].startswith(prefixes) for c in convs)          # never a policy: its mismatch is meaning
+    assert all(c['passages'][0]['doc'] not in c['about'] for c in convs)           # the passage is another document's
+    products = [c for c in chunks if c['kind'] == 'product']
+    fake = G.training_chunks(products, random.Random(0), invent=0.0, counterfactual=1.0)
+    real = next(c for c in products if c['title'] == fake['title'])
+    assert fake['title'] in shop_teas() and fake['id'] == f"counterfactual/{real['id']}" and fake['doc'] == real['doc']
+    assert fake['text'] != real['text'] and 'Brew at' in fake['text']             # a made-up card under the real name
+    kept = G.training_chunks(products, random.Random(0), invent=0.0, counterfactual=0.0)
+    assert kept in products                                                        # off: the real chunk, unchanged
+    answers = G.make_grounded_conversations(chunks, 400, seed=5, shares={'answer': 1.0})
+    assert any(c['about'].startswith('counterfactual/') for c in answers)

@@ -21,22 +21,22 @@ from ..teach.exercises import check_equal, check_true, check_close, call_answer
 
 # %% auto 0
 __all__ = ['GROUNDED_SYSTEM', 'REFUSAL_TEXT', 'MAX_PASSAGE_CHARS', 'CUES', 'KEYWORD_FRAMES', 'PRODUCT_FRAMES', 'ORDER_FRAMES',
-           'OFF_TOPIC', 'KIND_SHARES', 'HARD_NEGATIVE_SHARE', 'SFT_KEYS', 'DPO_KEYS', 'SUPPORT_THRESHOLD',
-           'INSTRUCTION_PATTERNS', 'PAIR_SHARES', 'INJECTED_DOCUMENT', 'REFUND_DOCS', 'grounded_sizes', 'passage_text',
-           'format_passages', 'grounded_messages', 'fit_messages', 'answer_sentence', 'grounded_answer',
-           'training_question', 'training_chunks', 'make_grounded_conversations', 'grounded_version', 'fitting',
-           'grounded_stage', 'parse_citations', 'strip_citations', 'support_share', 'numbers_match', 'supports',
-           'is_faithful', 'answer_correct', 'looks_like_instruction', 'GroundedAssistant', 'grounded_metrics',
-           'invent_answer', 'make_grounding_pairs', 'grounded_dpo_stage', 'carries_promise', 'GroundedChatHandler',
-           'GroundedChatServer', 'serve_grounded', 'ask_server', 'latency_summary', 'check_support_share',
-           'check_confident_wrong', 'check_verified_citation']
+           'OFF_TOPIC', 'KIND_SHARES', 'HARD_NEGATIVE_SHARE', 'MISMATCH_KINDS', 'COUNTERFACTUAL', 'SFT_KEYS',
+           'DPO_KEYS', 'SUPPORT_THRESHOLD', 'INSTRUCTION_PATTERNS', 'PAIR_SHARES', 'INJECTED_DOCUMENT', 'REFUND_DOCS',
+           'grounded_sizes', 'passage_text', 'format_passages', 'grounded_messages', 'fit_messages', 'answer_sentence',
+           'grounded_answer', 'training_question', 'training_chunks', 'make_grounded_conversations', 'grounded_version',
+           'fitting', 'grounded_stage', 'parse_citations', 'strip_citations', 'support_share', 'numbers_match',
+           'supports', 'is_faithful', 'answer_correct', 'looks_like_instruction', 'GroundedAssistant',
+           'grounded_metrics', 'invent_answer', 'make_grounding_pairs', 'grounded_dpo_stage', 'carries_promise',
+           'GroundedChatHandler', 'GroundedChatServer', 'serve_grounded', 'ask_server', 'latency_summary',
+           'check_support_share', 'check_confident_wrong', 'check_verified_citation']
 
 # %% ../../nbs/72_grounded_assistant.ipynb 4
 def grounded_sizes(profile: str | None = None) -> dict:
     "Settings of the grounded stages per profile: training conversations, steps, batch, lr, reply tokens, DPO, requests."
     return {'smoke': dict(n_train=600, steps=60, batch=8, lr=1e-3, max_new_tokens=48, dpo_pairs=64, dpo_steps=10,
                           dpo_batch=4, beta=0.1, dpo_lr=1e-4, n_requests=6),
-            'workshop': dict(n_train=8000, steps=900, batch=16, lr=1e-3, max_new_tokens=64, dpo_pairs=400, dpo_steps=100,
+            'workshop': dict(n_train=8000, steps=1800, batch=16, lr=1e-3, max_new_tokens=64, dpo_pairs=400, dpo_steps=100,
                              dpo_batch=8, beta=0.1, dpo_lr=2e-5, n_requests=40),
             'full': dict(n_train=20000, steps=4000, batch=32, lr=5e-4, max_new_tokens=64, dpo_pairs=2000, dpo_steps=600,
                          dpo_batch=16, beta=0.1, dpo_lr=3e-5, n_requests=100)}[get_profile(profile)]
@@ -123,6 +123,8 @@ OFF_TOPIC = ("Who painted the Mona Lisa?", "How tall is Mount Everest?", "Tell m
              "Do you sell flowers?", "What is the population of Brazil?", "Can you teach me Spanish?")
 KIND_SHARES = {'answer': 0.8, 'wrong_passage': 0.06, 'off_topic': 0.08, 'no_passage': 0.06}
 HARD_NEGATIVE_SHARE = 0.3   # of wrong_passage conversations: the BM25 best chunk of another document
+MISMATCH_KINDS = ('product', 'order')   # wrong_passage questions name one of these: the mismatch is in the prompt's words
+COUNTERFACTUAL = 0.5   # of the real teas asked about: their name over a made-up card, so that memory cannot answer
 
 def _keyword_question(chunk, rng) -> str:
     words = content_words(rng.choice(split_sentences(chunk['text'])))
@@ -155,13 +157,17 @@ def _train_templates() -> dict:
             out['order'].add(re.sub(r'KL-\d+', '{order}', q['question']))
     return {k: sorted(v) for k, v in out.items()}
 
-def training_chunks(chunks, rng, invent: float = 0.5, extra_orders=()):
-    "A chunk to ask about: a knowledge-base chunk, or (with probability `invent`) a made-up tea or an order outside the base."
+def training_chunks(chunks, rng, invent: float = 0.5, extra_orders=(), counterfactual: float = COUNTERFACTUAL):
+    """A chunk to ask about: a knowledge-base chunk, or (with probability `invent`) a made-up tea or an order outside the
+    base; a real tea's card is replaced by a made-up one under its real name with probability `counterfactual`."""
     c = rng.choice(chunks)
     if c['kind'] == 'product' and rng.random() < invent:
         name, tea = invented_tea(rng, shop_teas())
         return {'id': f'invented/{name}', 'doc': f'invented/{name}', 'kind': 'product', 'title': name,
                 'text': tea['card'].split(': ', 1)[1]}
+    if c['kind'] == 'product' and rng.random() < counterfactual:
+        _, tea = invented_tea(rng, shop_teas())
+        return {**c, 'id': f"counterfactual/{c['id']}", 'text': tea['card'].split(': ', 1)[1]}
     if c['kind'] == 'order' and extra_orders and rng.random() < invent: return rng.choice(extra_orders)
     return c
 
@@ -184,15 +190,17 @@ def _other_chunk(chunks, doc: str, rng, ranked=()) -> dict:
 
 def make_grounded_conversations(chunks, n: int, seed: int = 0, shares: dict = KIND_SHARES, invent: float = 0.5,
                                 max_chars: int = MAX_PASSAGE_CHARS) -> list[dict]:
-    """`n` training conversations {'kind', 'question', 'messages' (ending with the assistant's answer), 'passages'}:
-    kinds drawn with `shares` (answer / wrong_passage / off_topic / no_passage), questions from training phrasings only."""
+    """`n` training conversations {'kind', 'question', 'messages' (ending with the assistant's answer), 'passages',
+    'about' (the id of the chunk asked about; None off topic)}: kinds drawn with `shares` (answer / wrong_passage /
+    off_topic / no_passage), questions from training phrasings only; wrong_passage questions about MISMATCH_KINDS."""
     if n < 1: raise ValueError(f"n must be >= 1, got {n}")
     if unknown := set(shares) - set(KIND_SHARES): raise ValueError(f"unknown kinds {sorted(unknown)}; kinds are {list(KIND_SHARES)}")
     chunks = list(chunks)
     rng, templates, extra = random.Random(f"grounded/{seed}"), _train_templates(), _extra_orders(chunks)
-    rows = []
+    named, rows = [c for c in chunks if c['kind'] in MISMATCH_KINDS], []
     for kind in rng.choices(list(shares), weights=list(shares.values()), k=n):
-        about = None if kind == 'off_topic' else training_chunks(chunks, rng, invent, extra)
+        pool = named if kind == 'wrong_passage' and named else chunks     # (a knowledge base of policies only: any chunk)
+        about = None if kind == 'off_topic' else training_chunks(pool, rng, invent, extra)
         q = rng.choice(OFF_TOPIC) if about is None else training_question(about, rng, templates)
         q = vary(q, rng)
         rows.append({'kind': kind, 'question': q.lower() if rng.random() < 0.15 else q, 'about': about})
@@ -205,7 +213,8 @@ def make_grounded_conversations(chunks, n: int, seed: int = 0, shares: dict = KI
         else: passages = []
         answer = grounded_answer(r['question'], passages, max_chars) if r['kind'] == 'answer' else REFUSAL_TEXT
         messages = grounded_messages(r['question'], passages, max_chars) + [{'role': 'assistant', 'content': answer}]
-        out.append({'kind': r['kind'], 'question': r['question'], 'messages': messages, 'passages': passages})
+        out.append({'kind': r['kind'], 'question': r['question'], 'messages': messages, 'passages': passages,
+                    'about': r['about']['id'] if r['about'] else None})
     return out
 
 # %% ../../nbs/72_grounded_assistant.ipynb 18
@@ -215,7 +224,7 @@ DPO_KEYS = ('dpo_pairs', 'dpo_steps', 'dpo_batch', 'beta', 'dpo_lr')    # and th
 def grounded_version(chunks) -> str:
     "A fingerprint of the conversation generator and the chunks: a stage trained on other data is not reused."
     parts = [GROUNDED_SYSTEM, REFUSAL_TEXT, MAX_PASSAGE_CHARS, CUES, KEYWORD_FRAMES, PRODUCT_FRAMES, ORDER_FRAMES, OFF_TOPIC,
-             KIND_SHARES, HARD_NEGATIVE_SHARE, [[c['id'], c['title'], c['text']] for c in chunks]]
+             KIND_SHARES, HARD_NEGATIVE_SHARE, MISMATCH_KINDS, COUNTERFACTUAL, [[c['id'], c['title'], c['text']] for c in chunks]]
     return f"{zlib.crc32(json.dumps(parts, sort_keys=True).encode()):08x}"
 
 def fitting(tokenizer, conversations, context: int) -> list[dict]:
