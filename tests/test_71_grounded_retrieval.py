@@ -188,6 +188,10 @@ def test_distill_lowers_the_loss_and_stage_saves_and_reloads(minilm, tmp_path, m
     ms = G.query_latency_ms({'int8': (tok3, q8), 'fp32': (tok3, st3)}, ['tea?', 'green tea'], repeats=1)
     assert set(ms) == {'int8', 'fp32'} and all(v > 0 for v in ms.values())
     with pytest.raises(TypeError, match='dict'): G.query_latency_ms((tok3, q8), ['tea?'])
+    before = torch.get_num_threads()
+    one = G.query_latency_ms({'int8': (tok3, q8)}, ['tea?'], repeats=1, threads=1)
+    assert set(one) == {'int8'} and torch.get_num_threads() == before          # the thread count is restored
+    with pytest.raises(ValueError, match='threads'): G.query_latency_ms({'int8': (tok3, q8)}, ['tea?'], threads=0)
 
 
 def test_student_layer_scores_cover_every_pair(minilm):

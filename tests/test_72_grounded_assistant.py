@@ -221,3 +221,8 @@ def test_mismatch_questions_are_about_named_things_and_cards_can_be_counterfactu
     assert kept in products                                                        # off: the real chunk, unchanged
     answers = G.make_grounded_conversations(chunks, 400, seed=5, shares={'answer': 1.0})
     assert any(c['about'].startswith('counterfactual/') for c in answers)
+    reading = [c for c in answers if c['about'].startswith('invented/passage')]
+    assert reading and all(G.strip_citations(c['messages'][-1]['content']) in c['passages'][0]['text'] for c in reading)
+    assert all(c['passages'][0]['text'] not in {k['text'] for k in chunks} for c in reading)   # never a shop policy
+    off = G.make_grounded_conversations(chunks, 400, seed=5, shares={'answer': 1.0}, reading=0.0)
+    assert not any(c['about'].startswith('invented/passage') for c in off)

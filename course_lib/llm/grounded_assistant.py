@@ -4,7 +4,7 @@
 
 # %% ../../nbs/72_grounded_assistant.ipynb 2
 from __future__ import annotations
-import copy, http.client, json, random, re, time, zlib
+import copy, functools, http.client, json, random, re, time, zlib
 import torch
 from ..core import get_profile
 from ..projects.qa_assistant import split_sentences
@@ -16,20 +16,20 @@ from .dpo import dpo_train
 from .inference_engine import generate
 from .chat_serve import (ChatServer, ChatHandler, chat_events, read_body, parse_chat_request, sse_event,
                                        RequestError, iter_sse)
-from .grounded_retrieval import shop_documents, shop_chunks, retrieval_questions
+from .grounded_retrieval import shop_documents, shop_chunks, retrieval_questions, corpus_sentences
 from ..teach.exercises import check_equal, check_true, check_close, call_answer
 
 # %% auto 0
 __all__ = ['GROUNDED_SYSTEM', 'REFUSAL_TEXT', 'MAX_PASSAGE_CHARS', 'CUES', 'KEYWORD_FRAMES', 'PRODUCT_FRAMES', 'ORDER_FRAMES',
-           'OFF_TOPIC', 'KIND_SHARES', 'HARD_NEGATIVE_SHARE', 'MISMATCH_KINDS', 'COUNTERFACTUAL', 'SFT_KEYS',
-           'DPO_KEYS', 'SUPPORT_THRESHOLD', 'INSTRUCTION_PATTERNS', 'PAIR_SHARES', 'INJECTED_DOCUMENT', 'REFUND_DOCS',
-           'grounded_sizes', 'passage_text', 'format_passages', 'grounded_messages', 'fit_messages', 'answer_sentence',
-           'grounded_answer', 'training_question', 'training_chunks', 'make_grounded_conversations', 'grounded_version',
-           'fitting', 'grounded_stage', 'parse_citations', 'strip_citations', 'support_share', 'numbers_match',
-           'supports', 'is_faithful', 'answer_correct', 'looks_like_instruction', 'GroundedAssistant',
-           'grounded_metrics', 'invent_answer', 'make_grounding_pairs', 'grounded_dpo_stage', 'carries_promise',
-           'GroundedChatHandler', 'GroundedChatServer', 'serve_grounded', 'ask_server', 'latency_summary',
-           'check_support_share', 'check_confident_wrong', 'check_verified_citation']
+           'OFF_TOPIC', 'KIND_SHARES', 'HARD_NEGATIVE_SHARE', 'MISMATCH_KINDS', 'COUNTERFACTUAL', 'READING_PASSAGES',
+           'SFT_KEYS', 'DPO_KEYS', 'SUPPORT_THRESHOLD', 'INSTRUCTION_PATTERNS', 'PAIR_SHARES', 'INJECTED_DOCUMENT',
+           'REFUND_DOCS', 'grounded_sizes', 'passage_text', 'format_passages', 'grounded_messages', 'fit_messages',
+           'answer_sentence', 'grounded_answer', 'reading_sentences', 'training_question', 'training_chunks',
+           'make_grounded_conversations', 'grounded_version', 'fitting', 'grounded_stage', 'parse_citations',
+           'strip_citations', 'support_share', 'numbers_match', 'supports', 'is_faithful', 'answer_correct',
+           'looks_like_instruction', 'GroundedAssistant', 'grounded_metrics', 'invent_answer', 'make_grounding_pairs',
+           'grounded_dpo_stage', 'carries_promise', 'GroundedChatHandler', 'GroundedChatServer', 'serve_grounded',
+           'ask_server', 'latency_summary', 'check_support_share', 'check_confident_wrong', 'check_verified_citation']
 
 # %% ../../nbs/72_grounded_assistant.ipynb 4
 def grounded_sizes(profile: str | None = None) -> dict:
@@ -125,6 +125,12 @@ KIND_SHARES = {'answer': 0.8, 'wrong_passage': 0.06, 'off_topic': 0.08, 'no_pass
 HARD_NEGATIVE_SHARE = 0.3   # of wrong_passage conversations: the BM25 best chunk of another document
 MISMATCH_KINDS = ('product', 'order')   # wrong_passage questions name one of these: the mismatch is in the prompt's words
 COUNTERFACTUAL = 0.5   # of the real teas asked about: their name over a made-up card, so that memory cannot answer
+READING_PASSAGES = 0.5   # of the policy questions: a passage of corpus sentences instead, never seen before: read, then copy
+
+@functools.lru_cache(maxsize=1)
+def reading_sentences() -> tuple:
+    "The sentences reading passages are made of: 4,000 corpus sentences of 4-18 words (chapter 71's `corpus_sentences`, seed 7)."
+    return tuple(corpus_sentences(4000, seed=7, max_words=18))
 
 def _keyword_question(chunk, rng) -> str:
     words = content_words(rng.choice(split_sentences(chunk['text'])))
@@ -157,9 +163,11 @@ def _train_templates() -> dict:
             out['order'].add(re.sub(r'KL-\d+', '{order}', q['question']))
     return {k: sorted(v) for k, v in out.items()}
 
-def training_chunks(chunks, rng, invent: float = 0.5, extra_orders=(), counterfactual: float = COUNTERFACTUAL):
+def training_chunks(chunks, rng, invent: float = 0.5, extra_orders=(), counterfactual: float = COUNTERFACTUAL,
+                    reading: float = 0.0, sentences=()):
     """A chunk to ask about: a knowledge-base chunk, or (with probability `invent`) a made-up tea or an order outside the
-    base; a real tea's card is replaced by a made-up one under its real name with probability `counterfactual`."""
+    base; a real tea's card is replaced by a made-up one under its real name with probability `counterfactual`, and a
+    policy by a reading passage of 2-3 of `sentences` with probability `reading`."""
     c = rng.choice(chunks)
     if c['kind'] == 'product' and rng.random() < invent:
         name, tea = invented_tea(rng, shop_teas())
@@ -169,6 +177,11 @@ def training_chunks(chunks, rng, invent: float = 0.5, extra_orders=(), counterfa
         _, tea = invented_tea(rng, shop_teas())
         return {**c, 'id': f"counterfactual/{c['id']}", 'text': tea['card'].split(': ', 1)[1]}
     if c['kind'] == 'order' and extra_orders and rng.random() < invent: return rng.choice(extra_orders)
+    if c['kind'] == 'policy' and sentences and rng.random() < reading:
+        picked = rng.sample(list(sentences), rng.choice([2, 3]))
+        title = ' '.join(content_words(picked[0])[:3] or ['notes']).capitalize()
+        return {'id': f'invented/passage-{rng.randrange(10**9)}', 'doc': 'invented/passage', 'kind': 'policy',
+                'title': title, 'text': ' '.join(picked)}
     return c
 
 # %% ../../nbs/72_grounded_assistant.ipynb 13
@@ -189,7 +202,7 @@ def _other_chunk(chunks, doc: str, rng, ranked=()) -> dict:
         if c['doc'] != doc: return c
 
 def make_grounded_conversations(chunks, n: int, seed: int = 0, shares: dict = KIND_SHARES, invent: float = 0.5,
-                                max_chars: int = MAX_PASSAGE_CHARS) -> list[dict]:
+                                max_chars: int = MAX_PASSAGE_CHARS, reading: float = READING_PASSAGES) -> list[dict]:
     """`n` training conversations {'kind', 'question', 'messages' (ending with the assistant's answer), 'passages',
     'about' (the id of the chunk asked about; None off topic)}: kinds drawn with `shares` (answer / wrong_passage /
     off_topic / no_passage), questions from training phrasings only; wrong_passage questions about MISMATCH_KINDS."""
@@ -200,7 +213,8 @@ def make_grounded_conversations(chunks, n: int, seed: int = 0, shares: dict = KI
     named, rows = [c for c in chunks if c['kind'] in MISMATCH_KINDS], []
     for kind in rng.choices(list(shares), weights=list(shares.values()), k=n):
         pool = named if kind == 'wrong_passage' and named else chunks     # (a knowledge base of policies only: any chunk)
-        about = None if kind == 'off_topic' else training_chunks(pool, rng, invent, extra)
+        about = None if kind == 'off_topic' else training_chunks(pool, rng, invent, extra, reading=reading,
+                                                                 sentences=reading_sentences() if reading else ())
         q = rng.choice(OFF_TOPIC) if about is None else training_question(about, rng, templates)
         q = vary(q, rng)
         rows.append({'kind': kind, 'question': q.lower() if rng.random() < 0.15 else q, 'about': about})
@@ -224,7 +238,7 @@ DPO_KEYS = ('dpo_pairs', 'dpo_steps', 'dpo_batch', 'beta', 'dpo_lr')    # and th
 def grounded_version(chunks) -> str:
     "A fingerprint of the conversation generator and the chunks: a stage trained on other data is not reused."
     parts = [GROUNDED_SYSTEM, REFUSAL_TEXT, MAX_PASSAGE_CHARS, CUES, KEYWORD_FRAMES, PRODUCT_FRAMES, ORDER_FRAMES, OFF_TOPIC,
-             KIND_SHARES, HARD_NEGATIVE_SHARE, MISMATCH_KINDS, COUNTERFACTUAL, [[c['id'], c['title'], c['text']] for c in chunks]]
+             KIND_SHARES, HARD_NEGATIVE_SHARE, MISMATCH_KINDS, COUNTERFACTUAL, READING_PASSAGES, reading_sentences()[:20], [[c['id'], c['title'], c['text']] for c in chunks]]
     return f"{zlib.crc32(json.dumps(parts, sort_keys=True).encode()):08x}"
 
 def fitting(tokenizer, conversations, context: int) -> list[dict]:

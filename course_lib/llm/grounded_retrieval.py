@@ -367,8 +367,8 @@ def student_texts(n_corpus: int, seed: int = 0) -> list[str]:
 
 def student_settings(profile: str | None = None) -> dict:
     "The student's training settings for the profile (the cache key of its saved weights)."
-    return {'layers': list(STUDENT_LAYERS), 'n_corpus': by_profile(200, 4000, 40000, profile),
-            'steps': by_profile(16, 600, 8000, profile), 'batch_size': by_profile(16, 32, 128, profile),
+    return {'layers': list(STUDENT_LAYERS), 'n_corpus': by_profile(200, 12000, 40000, profile),
+            'steps': by_profile(16, 2000, 8000, profile), 'batch_size': by_profile(16, 32, 128, profile),
             'lr': 3e-4, 'max_length': 64, 'freeze_word_embeddings': True, 'seed': 0}
 
 # %% ../../nbs/71_grounded_retrieval.ipynb 42
@@ -460,15 +460,25 @@ def quantize_int8(model):
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 # %% ../../nbs/71_grounded_retrieval.ipynb 45
-def query_latency_ms(encoders: dict, queries, repeats: int = 3, max_length: int = 128) -> dict:
+def query_latency_ms(encoders: dict, queries, repeats: int = 3, max_length: int = 128, threads: int | None = None) -> dict:
     """{name: median milliseconds to turn ONE query into its normalised vector} for `encoders` = {name: (tokenizer,
     model)}, on the CPU: tokenize, forward, mean-pool, normalise, each query alone (batch 1). The encoders take
-    turns query by query (so a busy moment of the machine hits all of them alike); one warm-up pass, then `repeats`."""
+    turns query by query (so a busy moment of the machine hits all of them alike); one warm-up pass, then `repeats`.
+    `threads`: torch's CPU threads during the measurement (default: as set), restored afterwards."""
     queries = as_question_list(queries)
     if repeats < 1: raise ValueError(f"repeats must be >= 1, got {repeats}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
     if not isinstance(encoders, dict) or not encoders:
         raise TypeError("encoders must be a non-empty dict {name: (tokenizer, model)}")
-    times = {name: [] for name in encoders}
+    times, before = {name: [] for name in encoders}, torch.get_num_threads()
+    if threads is not None: torch.set_num_threads(threads)
+    try:
+        _time_queries(encoders, queries, repeats, max_length, times)
+    finally: torch.set_num_threads(before)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+def _time_queries(encoders, queries, repeats, max_length, times):
     with torch.inference_mode():
         for r in range(repeats + 1):
             for q in queries:
@@ -478,7 +488,6 @@ def query_latency_ms(encoders: dict, queries, repeats: int = 3, max_length: int 
                     h = model(input_ids=enc['input_ids'], attention_mask=enc['attention_mask']).last_hidden_state
                     F.normalize(h.mean(1), dim=-1)                   # batch 1: no padding, the mask is all ones
                     if r: times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 # %% ../../nbs/71_grounded_retrieval.ipynb 47
 def student_layer_scores(teacher, tokenizer, texts, n_layers: int = 2) -> dict:
@@ -488,7 +497,7 @@ def student_layer_scores(teacher, tokenizer, texts, n_layers: int = 2) -> dict:
     return {layers: float((encode_texts(make_student(teacher, layers), tokenizer, texts, device='cpu') * target).sum(1).mean())
             for layers in combinations(range(teacher.config.num_hidden_layers), n_layers)}
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 59
+# %% ../../nbs/71_grounded_retrieval.ipynb 61
 def _recall_reference(ranked, relevant, k):
     answerable = [(r, set(rel)) for r, rel in zip(ranked, relevant) if rel]
     return sum(any(i in rel for i in r[:k]) for r, rel in answerable) / len(answerable)
@@ -499,7 +508,7 @@ _RECALL_CASES = [   # (ranked chunk ids per question, relevant ids per question,
     ([['a', 'b'], ['b', 'a'], ['a', 'b']], [['b'], [], ['a']], 1),
 ]
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 60
+# %% ../../nbs/71_grounded_retrieval.ipynb 62
 def check_recall_at_k(exercise, fn) -> bool:
     """Exercise: `fn(ranked, relevant, k)` -> recall@k: `ranked[i]` are question i's chunk ids best first,
     `relevant[i]` its relevant ids ([] = out of scope, left out)."""
