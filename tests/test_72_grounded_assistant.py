@@ -226,3 +226,66 @@ def test_mismatch_questions_are_about_named_things_and_cards_can_be_counterfactu
     assert all(c['passages'][0]['text'] not in {k['text'] for k in chunks} for c in reading)   # never a shop policy
     off = G.make_grounded_conversations(chunks, 400, seed=5, shares={'answer': 1.0}, reading=0.0)
     assert not any(c['about'].startswith('invented/passage') for c in off)
+
+
+def test_reply_logprobs_is_the_sum_of_the_replys_token_logprobs(tok):
+    model = _tiny(tok)
+    messages = G.grounded_messages('How much is express shipping?', CHUNKS[:1])
+    replies = ['Express shipping costs 9.90 EUR. [1]', G.REFUSAL_TEXT]
+    got = G.reply_logprobs(model, tok, messages, replies)
+    prompt = render_chat(tok, messages, add_generation_prompt=True)[0]
+    for reply, value in zip(replies, got):
+        ids = prompt + tok.encode_ordinary(reply) + [tok.special_ids['<|end|>']]
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+        want = sum(logp[t - 1, ids[t]] for t in range(len(prompt), len(ids)))
+        torch.testing.assert_close(value, want.detach(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match='no reply'): G.reply_logprobs(model, tok, messages, [])
+
+
+def test_copy_mode_answers_with_a_passage_sentence_or_refuses(tok, monkeypatch):
+    assert G.copy_candidates(CHUNKS) == ['Standard shipping costs 4.90 EUR. [1]', 'Express shipping costs 9.90 EUR. [1]',
+                                         'You can return unopened products within 30 days of delivery for a full refund. [2]']
+    model = _tiny(tok)
+    rows = G.GroundedAssistant(model, tok, Fixed(CHUNKS), mode='copy').answer(['Express postage?', 'Refunds?'])
+    for r in rows:                                   # a real (untrained) model: whatever it picks is a sentence or the refusal
+        assert r['answer'] in G.copy_candidates(r['passages']) + [G.REFUSAL_TEXT] and isinstance(r['margin'], float)
+    monkeypatch.setattr(G, 'reply_logprobs', lambda m, t, msgs, replies: torch.tensor([-5.0, -1.0, -3.0]))
+    row = G.GroundedAssistant(model, tok, Fixed(CHUNKS), mode='copy').answer('Express postage?')[0]
+    assert row['answer'] == 'Express shipping costs 9.90 EUR. [1]' and row['margin'] == 2.0 and not row['refused']
+    strict = G.GroundedAssistant(model, tok, Fixed(CHUNKS), mode='copy', margin=2.5).answer('Express postage?')[0]
+    assert strict['answer'] == G.REFUSAL_TEXT and strict['best'] == 'Express shipping costs 9.90 EUR. [1]' and strict['refused']
+    none = G.GroundedAssistant(model, tok, Fixed(CHUNKS), threshold=2.0, mode='copy').answer('Express postage?')[0]
+    assert none['passages'] == [] and none['answer'] == G.REFUSAL_TEXT and none['margin'] is None
+    gated = G.GroundedAssistant(model, tok, Fixed(CHUNKS), k=2, threshold=0.95).passages(['x'])[0]
+    assert [c['id'] for c in gated] == ['policy/ship#0']                       # a number is the gate itself
+    with pytest.raises(ValueError, match='mode'): G.GroundedAssistant(model, tok, Fixed(CHUNKS), mode='sample')
+    with pytest.raises(TypeError, match='threshold'): G.GroundedAssistant(model, tok, Fixed(CHUNKS), threshold='0.4')
+
+
+def test_choose_gate_and_margin_replays_the_grid_and_picks_the_lowest_cost():
+    ship, ret = CHUNKS[0], CHUNKS[1]
+    questions = [{'question': 'a', 'chunk_ids': ['policy/ship#0']}, {'question': 'b', 'chunk_ids': []},
+                 {'question': 'c', 'chunk_ids': ['policy/return#0']}]
+    rows = [{'question': 'a', 'passages': [{**ship, 'score': 0.5}], 'best': 'Express shipping costs 9.90 EUR. [1]', 'margin': -1.5},
+            {'question': 'b', 'passages': [{**ret, 'score': 0.32}], 'best': f"{ret['text']} [1]", 'margin': 0.5},
+            {'question': 'c', 'passages': [{**ret, 'score': 0.9}], 'best': f"{ret['text']} [1]", 'margin': 3.0}]
+    replay = G.copy_rows_at(rows, 0.0, -2.0)
+    assert [r['refused'] for r in replay] == [False, False, False]            # the out-of-scope one is answered: wrong
+    assert [r['refused'] for r in G.copy_rows_at(rows, 0.35, 0.0)] == [True, True, False]
+    got = G.choose_gate_and_margin(rows, questions, CHUNKS, gates=(0.0, 0.35), margins=(-2.0, 0.0, 1.0))
+    assert (got['gate'], got['margin'], got['cost']) == (0.35, -2.0, 0) and len(got['table']) == 6
+    assert {(r['gate'], r['margin']): r['cost'] for r in got['table']}[(0.0, -2.0)] == 1     # one confident wrong answer
+    tie = G.choose_gate_and_margin(rows, questions, CHUNKS, gates=(0.35, 0.4), margins=(-2.0,))
+    assert tie['gate'] == 0.4                                                  # equal cost: the higher gate refuses more
+    with pytest.raises(ValueError, match='k=1'): G.copy_rows_at([{**rows[0], 'passages': [ship, ret]}], 0.0, 0.0)
+    with pytest.raises(ValueError, match='k=1'): G.copy_rows_at([{'question': 'a', 'passages': []}], 0.0, 0.0)
+    with pytest.raises(ValueError, match='at least one'): G.choose_gate_and_margin(rows, questions, CHUNKS, gates=())
+
+
+def test_server_sends_the_copy_mode_reply_whole(tok, monkeypatch):
+    monkeypatch.setattr(G, 'reply_logprobs', lambda m, t, msgs, replies: torch.tensor([-5.0, -1.0, -3.0]))
+    assistant = G.GroundedAssistant(_tiny(tok), tok, Fixed(CHUNKS), mode='copy', guard_chunks=CHUNKS)
+    with G.serve_grounded(assistant, port=0).start() as server:
+        got = G.ask_server(server.url, 'How much is express postage?')
+    assert got['text'] == 'Express shipping costs 9.90 EUR. [1]' and got['done']['refused'] is False
+    assert got['done']['guarded'] is False and got['done']['finish_reason'] == 'stop'
