@@ -198,3 +198,33 @@ def test_student_layer_scores_cover_every_pair(minilm):
     tok, model = minilm
     scores = G.student_layer_scores(model, tok, ['How long does delivery take?', 'Green tea from Japan.'])
     assert len(scores) == 15 and all(-1 <= v <= 1 for v in scores.values())
+
+
+def test_fused_encoder_gives_the_berts_vectors_and_refuses_what_it_cannot_copy(minilm):
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=64, max_position_embeddings=16), add_pooling_layer=False).eval()
+    fused = G.FusedEncoder(bert)
+    ids = torch.randint(0, 50, (3, 7))
+    mask = torch.tensor([[1] * 7, [1] * 5 + [0] * 2, [1] * 3 + [0] * 4])
+    types = torch.zeros_like(ids)
+    with torch.no_grad():
+        want = bert(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        got = fused(ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+        keep = mask[..., None].bool()
+        assert_close(got.masked_fill(~keep, 0), want.masked_fill(~keep, 0), rtol=1e-4, atol=1e-5)
+        assert_close(fused(ids[:1]).last_hidden_state, bert(input_ids=ids[:1]).last_hidden_state, rtol=1e-4, atol=1e-5)
+        small = G.quantize_int8(fused)(ids[:1]).last_hidden_state        # int8 runs on the fused copy too
+        assert small.shape == (1, 7, 32) and F.cosine_similarity(small.flatten(), want[0].flatten(), dim=0) > 0.95
+        bert.encoder.layer[0].attention.self.query.weight.add_(1.0)      # a copy: later changes do not leak in
+        assert_close(fused(ids[:1]).last_hidden_state, got[:1], rtol=1e-4, atol=1e-5)
+    tok, model = minilm
+    enc = tok(['Where is my parcel?'], return_tensors='pt')
+    with torch.no_grad():
+        assert_close(G.FusedEncoder(model)(**enc).last_hidden_state, model(**enc).last_hidden_state, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match='positions'): fused(torch.zeros(1, 20, dtype=torch.long))
+    with pytest.raises(TypeError, match='BertModel'): G.FusedEncoder(torch.nn.Linear(2, 2))
+    relu = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                intermediate_size=64, hidden_act='relu'), add_pooling_layer=False)
+    with pytest.raises(ValueError, match='gelu'): G.FusedEncoder(relu)

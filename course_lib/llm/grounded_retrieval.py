@@ -34,7 +34,7 @@ __all__ = ['N_ORDER_DOCS', 'KINDS', 'MAX_CHUNK_WORDS', 'SPLITS', 'PRODUCT_TEMPLA
            'shop_chunks', 'chunk_passage', 'retrieval_questions', 'copied_questions', 'recall_at_k', 'encode_queries',
            'Retriever', 'rank_scores', 'choose_threshold', 'tune_retriever', 'load_retriever', 'rrf_scores',
            'make_student', 'corpus_sentences', 'student_texts', 'student_settings', 'distill_student', 'student_dir',
-           'load_student', 'student_stage', 'quantize_int8', 'query_latency_ms', 'student_layer_scores',
+           'load_student', 'student_stage', 'quantize_int8', 'query_latency_ms', 'student_layer_scores', 'FusedEncoder',
            'check_recall_at_k', 'check_rrf', 'check_chunk_text']
 
 # %% ../../nbs/71_grounded_retrieval.ipynb 5
@@ -497,7 +497,54 @@ def student_layer_scores(teacher, tokenizer, texts, n_layers: int = 2) -> dict:
     return {layers: float((encode_texts(make_student(teacher, layers), tokenizer, texts, device='cpu') * target).sum(1).mean())
             for layers in combinations(range(teacher.config.num_hidden_layers), n_layers)}
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 61
+# %% ../../nbs/71_grounded_retrieval.ipynb 58
+class FusedEncoder(torch.nn.Module):
+    """An inference-only copy of a BERT encoder (transformers' BertModel: absolute positions, GELU, post-LayerNorm)
+    with Q, K and V fused into one linear map and PyTorch's SDPA for attention. Call it like the BertModel:
+    `(input_ids, attention_mask=None, token_type_ids=None)` -> an object with `.last_hidden_state`."""
+    def __init__(self, bert):
+        super().__init__()
+        cfg = getattr(bert, 'config', None)
+        if cfg is None or not hasattr(bert, 'embeddings') or not hasattr(bert, 'encoder'):
+            raise TypeError(f"pass a transformers BertModel (e.g. load_minilm()[1] or a student), got {type(bert).__name__}")
+        if getattr(cfg, 'hidden_act', None) != 'gelu' or getattr(cfg, 'position_embedding_type', 'absolute') != 'absolute':
+            raise ValueError("FusedEncoder copies BERT encoders with hidden_act='gelu' and absolute position embeddings; "
+                             f"this one has hidden_act={cfg.hidden_act!r}: run the original model instead")
+        e = bert.embeddings
+        self.word, self.position, self.token_type, self.embed_norm = (copy.deepcopy(e.word_embeddings),
+            copy.deepcopy(e.position_embeddings), copy.deepcopy(e.token_type_embeddings), copy.deepcopy(e.LayerNorm))
+        self.config, self.n_heads = copy.deepcopy(cfg), cfg.num_attention_heads
+        self.qkv, self.attn_out, self.norm1, self.up, self.down, self.norm2 = (torch.nn.ModuleList() for _ in range(6))
+        for layer in bert.encoder.layer:
+            a = layer.attention.self
+            fused = torch.nn.Linear(a.query.in_features, 3 * a.query.out_features)
+            with torch.no_grad():
+                fused.weight.copy_(torch.cat([a.query.weight, a.key.weight, a.value.weight]))
+                fused.bias.copy_(torch.cat([a.query.bias, a.key.bias, a.value.bias]))
+            self.qkv.append(fused)
+            self.attn_out.append(copy.deepcopy(layer.attention.output.dense))
+            self.norm1.append(copy.deepcopy(layer.attention.output.LayerNorm))
+            self.up.append(copy.deepcopy(layer.intermediate.dense))
+            self.down.append(copy.deepcopy(layer.output.dense))
+            self.norm2.append(copy.deepcopy(layer.output.LayerNorm))
+        self.eval()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        from types import SimpleNamespace
+        B, T = input_ids.shape
+        if T > self.position.num_embeddings:
+            raise ValueError(f"{T} tokens exceed the encoder's {self.position.num_embeddings} positions: tokenize with truncation")
+        types = self.token_type(token_type_ids) if token_type_ids is not None else self.token_type.weight[0]
+        x = self.embed_norm(self.word(input_ids) + self.position.weight[:T] + types)
+        mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask[:, None, None, :].bool()
+        for qkv, out, norm1, up, down, norm2 in zip(self.qkv, self.attn_out, self.norm1, self.up, self.down, self.norm2):
+            q, k, v = qkv(x).view(B, T, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(B, T, -1)
+            x = norm1(x + out(a))
+            x = norm2(x + down(F.gelu(up(x))))
+        return SimpleNamespace(last_hidden_state=x)
+
+# %% ../../nbs/71_grounded_retrieval.ipynb 64
 def _recall_reference(ranked, relevant, k):
     answerable = [(r, set(rel)) for r, rel in zip(ranked, relevant) if rel]
     return sum(any(i in rel for i in r[:k]) for r, rel in answerable) / len(answerable)
@@ -508,7 +555,7 @@ _RECALL_CASES = [   # (ranked chunk ids per question, relevant ids per question,
     ([['a', 'b'], ['b', 'a'], ['a', 'b']], [['b'], [], ['a']], 1),
 ]
 
-# %% ../../nbs/71_grounded_retrieval.ipynb 62
+# %% ../../nbs/71_grounded_retrieval.ipynb 65
 def check_recall_at_k(exercise, fn) -> bool:
     """Exercise: `fn(ranked, relevant, k)` -> recall@k: `ranked[i]` are question i's chunk ids best first,
     `relevant[i]` its relevant ids ([] = out of scope, left out)."""
