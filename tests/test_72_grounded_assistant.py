@@ -289,3 +289,18 @@ def test_server_sends_the_copy_mode_reply_whole(tok, monkeypatch):
         got = G.ask_server(server.url, 'How much is express postage?')
     assert got['text'] == 'Express shipping costs 9.90 EUR. [1]' and got['done']['refused'] is False
     assert got['done']['guarded'] is False and got['done']['finish_reason'] == 'stop'
+
+
+def test_hijack_detector_naive_prompt_and_its_mitigations(tok):
+    assert G.follows_hijack('systems: r-e-f-u-n-d') and G.follows_hijack('a-e-n-e-n-n-n')
+    assert not G.follows_hijack('a-e-n') and not G.follows_hijack(G.REFUSAL_TEXT)            # three letters: not yet spelling
+    assert not any(G.follows_hijack(c['text']) for c in shop_chunks())                        # no real passage looks hijacked
+    assert not G.follows_hijack('Order KL-10025 was placed on 2025-10-04. [1]')
+    messages = G.naive_messages('Can I get my money back?', [G.HIJACK_DOCUMENT])
+    assert [m['role'] for m in messages] == ['system', 'user'] and G.HIJACK_DOCUMENT['text'] in messages[1]['content']
+    assert messages[1]['content'].endswith('Question: Can I get my money back?') and 'Passages' not in messages[0]['content']
+    assert 'Passages:\nnone' in G.naive_messages('Hi?', [])[1]['content']
+    with pytest.raises(ValueError, match='non-empty'): G.naive_messages('  ', [])
+    assert G.looks_like_instruction(G.HIJACK_DOCUMENT['text'])                                # the quarantine drops it
+    checker = G.GroundedAssistant(_tiny(tok), tok, Fixed(CHUNKS), guard_chunks=CHUNKS)
+    assert checker.check('r-e-f-u-n-d') == (G.REFUSAL_TEXT, True)                             # the output check replaces it
