@@ -72,3 +72,32 @@ def test_ex3_verified_citation(capsys):
         return G.support_share(reply, ' '.join(passages[n - 1]['text'] for n in cited)) >= 0.8
     fails(capsys, G.check_verified_citation('Exercise 3', no_range))
     fails(capsys, G.check_verified_citation('Exercise 3', lambda reply, p: p[5]))
+
+
+# -- Exercise 4: copy mode's choice ----------------------------------------------------------------------------------
+def choice_ref(logps, sentences, margin):
+    best = max(range(len(sentences)), key=lambda i: logps[i])
+    return sentences[best] if logps[best] - logps[-1] > margin else G.REFUSAL_TEXT
+
+
+def test_ex4_copy_choice(capsys):
+    import math
+    passes(capsys, G.check_copy_choice('Exercise 4', choice_ref))
+    def argmax_all(logps, sentences, margin):                 # the refusal competes, the margin is ignored
+        i = max(range(len(logps)), key=lambda j: logps[j])
+        return G.REFUSAL_TEXT if i == len(sentences) else sentences[i]
+    fails(capsys, G.check_copy_choice('Exercise 4', argmax_all))
+    fails(capsys, G.check_copy_choice('Exercise 4', lambda l, s, m: s[0] if l[0] - l[-1] > m else G.REFUSAL_TEXT))  # first, not best
+    def probabilities(logps, sentences, margin):              # the margin applied to probabilities
+        best = max(range(len(sentences)), key=lambda i: logps[i])
+        return sentences[best] if math.exp(logps[best]) - math.exp(logps[-1]) > margin else G.REFUSAL_TEXT
+    fails(capsys, G.check_copy_choice('Exercise 4', probabilities))
+    def at_least(logps, sentences, margin):                   # a tie answers
+        best = max(range(len(sentences)), key=lambda i: logps[i])
+        return sentences[best] if logps[best] - logps[-1] >= margin else G.REFUSAL_TEXT
+    fails(capsys, G.check_copy_choice('Exercise 4', at_least))
+    def reversed_sign(logps, sentences, margin):
+        best = max(range(len(sentences)), key=lambda i: logps[i])
+        return sentences[best] if logps[-1] - logps[best] > margin else G.REFUSAL_TEXT
+    fails(capsys, G.check_copy_choice('Exercise 4', reversed_sign))
+    fails(capsys, G.check_copy_choice('Exercise 4', lambda l, s, m: l[9]))
