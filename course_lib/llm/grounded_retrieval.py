@@ -509,7 +509,8 @@ class FusedEncoder(torch.nn.Module):
             raise TypeError(f"pass a transformers BertModel (e.g. load_minilm()[1] or a student), got {type(bert).__name__}")
         if getattr(cfg, 'hidden_act', None) != 'gelu' or getattr(cfg, 'position_embedding_type', 'absolute') != 'absolute':
             raise ValueError("FusedEncoder copies BERT encoders with hidden_act='gelu' and absolute position embeddings; "
-                             f"this one has hidden_act={cfg.hidden_act!r}: run the original model instead")
+                             f"this one has hidden_act={getattr(cfg, 'hidden_act', None)!r} and position_embedding_type="
+                             f"{getattr(cfg, 'position_embedding_type', None)!r}: run the original model instead")
         e = bert.embeddings
         self.word, self.position, self.token_type, self.embed_norm = (copy.deepcopy(e.word_embeddings),
             copy.deepcopy(e.position_embeddings), copy.deepcopy(e.token_type_embeddings), copy.deepcopy(e.LayerNorm))
