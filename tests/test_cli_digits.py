@@ -80,3 +80,19 @@ def test_mlp_shapes():
     assert sum(p.numel() for p in model.parameters()) == 64 * 500 + 500 + 500 * 10 + 10
     xb, yb = next(iter(tensor_loader(torch.zeros(5, 64), torch.zeros(5, dtype=torch.long), batch_size=2)))
     assert xb.shape == (2, 64)
+
+
+def test_a_cell_that_gets_no_reply_in_time_is_run_once_more_in_a_fresh_kernel(tmp_path, monkeypatch):
+    from course_lib.teach import notebooks as N
+    monkeypatch.setattr(N, 'SMOKE_CELL_TIMEOUT', 4)
+    root = tmp_path / 'course'; nbs = root / 'nbs'; nbs.mkdir(parents=True)
+    (root / 'settings.ini').write_text('[DEFAULT]\n')
+    _notebook(nbs / '01_hangs_once.ipynb', "import os, time\nif not os.path.exists('tried'):\n    open('tried', 'w').close()\n    time.sleep(60)\nprint('second try')")
+    _notebook(nbs / '02_hangs.ipynb', "import time\ntime.sleep(60)")
+    _notebook(nbs / '03_fails.ipynb', "raise ValueError('boom')")
+    report = N.run_notebooks(profile='smoke', root=root)
+    once, always, fails = report['notebooks']
+    assert once['status'] == 'ok' and once['retried'] is True                 # the fresh kernel got through
+    assert always['status'] == 'error' and always['retried'] is True and always['error'].startswith('CellTimeoutError')
+    assert always['seconds'] < 30                                             # the smoke limit, not the hour
+    assert fails['status'] == 'error' and 'retried' not in fails and 'boom' in fails['error']   # an error is not retried

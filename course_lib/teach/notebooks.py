@@ -10,10 +10,11 @@ import subprocess, sys
 from ..core import repo_root, get_device, get_profile
 
 # %% auto 0
-__all__ = ['KERNEL_ENV_KEEP', 'BEGIN', 'END', 'INSTRUCTOR_ONLY', 'GRADER_ENV', 'list_notebooks', 'read_notebook',
-           'write_notebook', 'kernel_argv', 'kernel_env', 'execute_notebook', 'run_notebook', 'run_notebooks',
-           'has_solution', 'exercise_key', 'find_exercises', 'strip_solutions', 'student_notebook', 'release_student',
-           'start_workspace', 'record_checks', 'reference_entry', 'judge', 'grade_notebook', 'grade_notebooks']
+__all__ = ['KERNEL_ENV_KEEP', 'SMOKE_CELL_TIMEOUT', 'BEGIN', 'END', 'INSTRUCTOR_ONLY', 'GRADER_ENV', 'list_notebooks',
+           'read_notebook', 'write_notebook', 'kernel_argv', 'kernel_env', 'execute_notebook', 'run_notebook',
+           'run_notebooks', 'has_solution', 'exercise_key', 'find_exercises', 'strip_solutions', 'student_notebook',
+           'release_student', 'start_workspace', 'record_checks', 'reference_entry', 'judge', 'grade_notebook',
+           'grade_notebooks']
 
 # %% ../../nbs/07_notebooks.ipynb 4
 def list_notebooks(nbs_dir: Path) -> list[Path]:
@@ -116,6 +117,12 @@ def _markdown_report(report: dict) -> str:
         lines.append(f"| {Path(e['path']).name} | {e['status']} | {e['seconds']:.1f} | {m} |")
     return '\n'.join(lines) + '\n'
 
+SMOKE_CELL_TIMEOUT = 600   # seconds per cell in the smoke profile (every smoke notebook takes well under 2 minutes)
+
+def _timed_out(entry: dict) -> bool:
+    "Whether a run_notebook entry failed because a cell got no reply in time (nbclient's CellTimeoutError)."
+    return entry['status'] != 'ok' and entry.get('error', '').startswith('CellTimeoutError')
+
 def run_notebooks(notebooks=None, profile: str | None = None, out_dir: Path | None = None, root: Path | None = None) -> dict:
     "Run notebooks (default: all of nbs/) and write runs/<profile>/ with executed copies and report.json/.md."
     root = Path(root or repo_root() or Path.cwd())
@@ -128,7 +135,11 @@ def run_notebooks(notebooks=None, profile: str | None = None, out_dir: Path | No
     total_start = time.perf_counter()
     for i, p in enumerate(paths, 1):
         print(f"[{i}/{len(paths)}] {p.name} ...", end=' ', flush=True)
-        entry = run_notebook(p, out_dir / p.name, profile)
+        timeout = SMOKE_CELL_TIMEOUT if profile == 'smoke' else 3600
+        entry = run_notebook(p, out_dir / p.name, profile, timeout)
+        if _timed_out(entry):      # a kernel that stopped answering (seen once in CI): one more try in a fresh kernel
+            print(f"no reply from a cell in {timeout} s; running it again in a fresh kernel ...", end=' ', flush=True)
+            entry = {**run_notebook(p, out_dir / p.name, profile, timeout), 'retried': True}
         try: entry['path'] = str(p.relative_to(root))
         except ValueError: pass
         report['notebooks'].append(entry)
