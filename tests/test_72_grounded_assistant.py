@@ -304,3 +304,15 @@ def test_hijack_detector_naive_prompt_and_its_mitigations(tok):
     assert G.looks_like_instruction(G.HIJACK_DOCUMENT['text'])                                # the quarantine drops it
     checker = G.GroundedAssistant(_tiny(tok), tok, Fixed(CHUNKS), guard_chunks=CHUNKS)
     assert checker.check('r-e-f-u-n-d') == (G.REFUSAL_TEXT, True)                             # the output check replaces it
+
+
+def test_fitting_chars_takes_a_count_or_a_function_of_the_cut(tok):
+    q = 'How much is postage?'
+    full = len(render_chat(tok, G.grounded_messages(q, CHUNKS[:1]), add_generation_prompt=True)[0])
+    assert G.fitting_chars(tok, q, CHUNKS[:1], full + 10, 10) == G.MAX_PASSAGE_CHARS
+    assert G.fitting_chars(tok, q, CHUNKS[:1], full + 9, 10) < G.MAX_PASSAGE_CHARS
+    seen = []
+    def need(cut):                                    # copy mode asks for its longest reply at each cut
+        seen.append(cut); return 10 if cut < G.MAX_PASSAGE_CHARS else 10_000
+    assert G.fitting_chars(tok, q, CHUNKS[:1], full + 10, need) == G.MAX_PASSAGE_CHARS - 40 and seen == [200, 160]
+    with pytest.raises(ValueError, match='do not fit'): G.fitting_chars(tok, q, CHUNKS[:1], 20, lambda cut: 10)

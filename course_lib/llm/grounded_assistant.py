@@ -24,15 +24,15 @@ __all__ = ['GROUNDED_SYSTEM', 'REFUSAL_TEXT', 'MAX_PASSAGE_CHARS', 'CUES', 'KEYW
            'OFF_TOPIC', 'KIND_SHARES', 'HARD_NEGATIVE_SHARE', 'MISMATCH_KINDS', 'COUNTERFACTUAL', 'READING_PASSAGES',
            'SFT_KEYS', 'DPO_KEYS', 'SUPPORT_THRESHOLD', 'INSTRUCTION_PATTERNS', 'COPY_GATES', 'COPY_MARGINS',
            'PAIR_SHARES', 'INJECTED_DOCUMENT', 'REFUND_DOCS', 'HIJACK_DOCUMENT', 'grounded_sizes', 'passage_text',
-           'format_passages', 'grounded_messages', 'fit_messages', 'answer_sentence', 'grounded_answer',
-           'reading_sentences', 'training_question', 'training_chunks', 'make_grounded_conversations',
-           'grounded_version', 'fitting', 'grounded_stage', 'parse_citations', 'strip_citations', 'support_share',
-           'numbers_match', 'supports', 'is_faithful', 'answer_correct', 'looks_like_instruction', 'copy_candidates',
-           'reply_logprobs', 'AnswerModes', 'GroundedAssistant', 'grounded_metrics', 'copy_rows_at',
-           'choose_gate_and_margin', 'invent_answer', 'make_grounding_pairs', 'grounded_dpo_stage', 'carries_promise',
-           'follows_hijack', 'naive_messages', 'GroundedChatHandler', 'GroundedChatServer', 'serve_grounded',
-           'ask_server', 'latency_summary', 'check_support_share', 'check_confident_wrong', 'check_verified_citation',
-           'check_copy_choice']
+           'format_passages', 'grounded_messages', 'fitting_chars', 'fit_messages', 'answer_sentence',
+           'grounded_answer', 'reading_sentences', 'training_question', 'training_chunks',
+           'make_grounded_conversations', 'grounded_version', 'fitting', 'grounded_stage', 'parse_citations',
+           'strip_citations', 'support_share', 'numbers_match', 'supports', 'is_faithful', 'answer_correct',
+           'looks_like_instruction', 'copy_candidates', 'reply_logprobs', 'AnswerModes', 'GroundedAssistant',
+           'grounded_metrics', 'copy_rows_at', 'choose_gate_and_margin', 'invent_answer', 'make_grounding_pairs',
+           'grounded_dpo_stage', 'carries_promise', 'follows_hijack', 'naive_messages', 'GroundedChatHandler',
+           'GroundedChatServer', 'serve_grounded', 'ask_server', 'latency_summary', 'check_support_share',
+           'check_confident_wrong', 'check_verified_citation', 'check_copy_choice']
 
 # %% ../../nbs/72_grounded_assistant.ipynb 4
 def grounded_sizes(profile: str | None = None) -> dict:
@@ -74,15 +74,21 @@ def grounded_messages(question: str, chunks, max_chars: int = MAX_PASSAGE_CHARS)
     return [{'role': 'system', 'content': f"{GROUNDED_SYSTEM}\nPassages:\n{format_passages(chunks, max_chars)}"},
             {'role': 'user', 'content': question}]
 
-def fit_messages(tokenizer, question: str, chunks, context: int, reply_tokens: int, max_chars: int = MAX_PASSAGE_CHARS):
-    "`grounded_messages` with `max_chars` lowered by 40 until the prompt plus `reply_tokens` fits `context` tokens."
+def fitting_chars(tokenizer, question: str, chunks, context: int, reply_tokens, max_chars: int = MAX_PASSAGE_CHARS) -> int:
+    """The largest passage cut (`max_chars`, then 40 less each time) at which the `grounded_messages` prompt plus the
+    reply fits `context` tokens; `reply_tokens` is a count, or a function of the cut (copy mode: its longest reply)."""
     while True:
-        messages = grounded_messages(question, chunks, max_chars)
-        if len(render_chat(tokenizer, messages, add_generation_prompt=True)[0]) + reply_tokens <= context: return messages
+        need = reply_tokens(max_chars) if callable(reply_tokens) else reply_tokens
+        if len(render_chat(tokenizer, grounded_messages(question, chunks, max_chars), add_generation_prompt=True)[0]) + need <= context:
+            return max_chars
         if max_chars - 40 < 20:
             raise ValueError(f"the question and its passages do not fit the model's context of {context} tokens with "
-                             f"{reply_tokens} reply tokens: shorten the question or ask for fewer tokens")
+                             f"{need} reply tokens: shorten the question or ask for fewer tokens")
         max_chars -= 40
+
+def fit_messages(tokenizer, question: str, chunks, context: int, reply_tokens: int, max_chars: int = MAX_PASSAGE_CHARS):
+    "`grounded_messages` with the passages cut by `fitting_chars`, so that the prompt plus `reply_tokens` fits `context`."
+    return grounded_messages(question, chunks, fitting_chars(tokenizer, question, chunks, context, reply_tokens, max_chars))
 
 # %% ../../nbs/72_grounded_assistant.ipynb 9
 CUES = {'eur': ('price', 'cost', 'costs', 'pay', 'expensive', 'cheap', 'much', 'prices'),
@@ -357,17 +363,11 @@ class AnswerModes:
         return rows
 
     def copy_prompt(self, question: str, passages) -> tuple[list[dict], list[str]]:
-        "Copy mode's (messages, candidate replies): passages cut by 40 characters until the longest reply fits the context."
-        end, context, max_chars = [self.tokenizer.special_ids['<|end|>']], self.model.config.max_seq_len, self.max_chars
-        while True:
-            messages, replies = grounded_messages(question, passages, max_chars), copy_candidates(passages, max_chars)
-            longest = max(len(self.tokenizer.encode_ordinary(r)) + 1 for r in replies + [REFUSAL_TEXT])
-            if len(render_chat(self.tokenizer, messages, add_generation_prompt=True)[0]) + longest <= context:
-                return messages, replies
-            if max_chars - 40 < 20:
-                raise ValueError(f"the question and its passages do not fit the model's context of {context} tokens "
-                                 "with their longest sentence: shorten the question")
-            max_chars -= 40
+        "Copy mode's (messages, candidate replies), the passages cut by `fitting_chars` until the longest reply fits."
+        def longest(max_chars):
+            return max(len(self.tokenizer.encode_ordinary(r)) + 1 for r in copy_candidates(passages, max_chars) + [REFUSAL_TEXT])
+        cut = fitting_chars(self.tokenizer, question, passages, self.model.config.max_seq_len, longest, self.max_chars)
+        return grounded_messages(question, passages, cut), copy_candidates(passages, cut)
 
     @torch.no_grad()
     def choose(self, question: str, passages) -> dict:
