@@ -161,3 +161,41 @@ def test_save_stage_replaces_an_existing_stage_and_leaves_no_leftovers(tok, tmp_
     m, _, meta = S.load_stage(tmp_path / 'sft')
     assert meta['v'] == 2 and torch.equal(m.embed.weight, b.embed.weight)
     assert [p.name for p in tmp_path.iterdir()] == ['sft']
+
+
+def test_pretrain_base_is_seeded_whatever_ran_before():
+    sizes = dict(vocab=300, chars=3000, d=32, n_layers=1, n_heads=2, seq=32, pre_steps=2, pre_batch=2, lr=1e-3)
+    torch.manual_seed(123)
+    a, _, meta = S.pretrain_base(sizes)
+    torch.rand(1000)                                   # the caller's generator moved on: the base model must not care
+    b, _, _ = S.pretrain_base(sizes)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name
+    c, _, meta_c = S.pretrain_base(sizes, seed=1)
+    assert meta['seed'] == 0 and meta_c['seed'] == 1
+    first = lambda m: next(iter(m.state_dict().values()))
+    assert not torch.equal(first(a), first(c))              # another seed, other initial weights
+
+
+def test_length_grouped_batches_draw_at_random_and_pad_little():
+    lengths = [5 + (i * 37) % 200 for i in range(300)]
+    batches = list(S.LengthGroupedBatches(lengths, steps=50, batch_size=8, window=10, seed=3))
+    assert len(batches) == 50 and all(len(b) == 8 for b in batches)
+    assert all(0 <= i < len(lengths) for b in batches for i in b)
+    assert batches == list(S.LengthGroupedBatches(lengths, steps=50, batch_size=8, window=10, seed=3))   # seeded
+    assert batches != list(S.LengthGroupedBatches(lengths, steps=50, batch_size=8, window=10, seed=4))
+    drawn = torch.randint(len(lengths), (50, 8), generator=torch.Generator().manual_seed(3)).tolist()
+    assert sorted(i for b in batches for i in b) == sorted(i for b in drawn for i in b)   # the same draw, regrouped
+    assert S.padding_share(batches, lengths) < 0.1 < S.padding_share(drawn, lengths)
+    assert S.padding_share([[0, 1]], [1, 3]) == pytest.approx(1 / 3)                        # 6 positions, 4 real
+    with pytest.raises(ValueError, match='steps'): S.LengthGroupedBatches(lengths, 0, 8)
+    with pytest.raises(ValueError, match='no examples'): S.LengthGroupedBatches([], 5, 8)
+
+
+def test_sft_train_with_and_without_length_grouping(tok):
+    convs = [{'task': 'x', 'messages': [{'role': 'user', 'content': 'Price? ' * k}, {'role': 'assistant', 'content': '8.90 EUR.'}]}
+             for k in (1, 3, 6)]
+    for grouped in (True, False):
+        model = _tiny(tok)
+        learn = S.sft_train(model, tok, convs, steps=3, batch_size=2, group_by_length=grouped)
+        assert len(learn.history.steps) == 3 and not model.training

@@ -3,7 +3,7 @@ import builtins
 import pytest
 import torch
 from course_lib.llm import tool_use as T
-from course_lib.llm.chat_sft import render_chat, sft_train, load_stage
+from course_lib.llm.chat_sft import render_chat, sft_train, load_stage, stage_fingerprint
 from course_lib.llm.byte_tokenizer import train_byte_bpe
 from course_lib.llm.inference_engine import Completion
 from course_lib.llm.modern_decoder import ModernConfig, ModernLM
@@ -157,13 +157,15 @@ def test_tool_sizes_and_stage_save_and_reload(tok, monkeypatch, tmp_path):
     assert set(T.tool_sizes('smoke')) == set(T.tool_sizes('workshop')) == set(T.tool_sizes('full'))
     tiny_sizes = dict(steps=3, batch=2, n_tool=2, n_chat=1, n_eval=2, lr=1e-3)
     monkeypatch.setattr(T, 'tool_sizes', lambda profile=None: tiny_sizes)
-    calls = []
-    monkeypatch.setattr(T, 'sft_stage', lambda *a, **k: calls.append(1) or (_tiny(tok, 1024), tok, {}))
+    calls, sft_meta = [], {'stage': 'sft', 'seconds': 1.0}
+    monkeypatch.setattr(T, 'sft_stage', lambda *a, **k: calls.append(1) or (_tiny(tok, 1024), tok, dict(sft_meta)))
     model, tok2, meta = T.tools_stage('smoke')
     assert calls == [1] and meta['stage'] == 'tools' and meta['data'] == T.tools_data_version()
     assert (tmp_path / 'smoke' / 'tools' / 'model.safetensors').is_file()
-    again = T.tools_stage('smoke')                                                           # loaded, not retrained
-    assert calls == [1] and again[2]['seconds'] == meta['seconds']
+    again = T.tools_stage('smoke')                      # loaded, not retrained (the SFT stage is loaded to check it)
+    assert again[2] == meta and again[2]['start_meta'] == stage_fingerprint(sft_meta)
     x = torch.tensor([[1, 2, 3]])
     torch.testing.assert_close(again[0](x).logits, model(x).logits)
     assert load_stage(tmp_path / 'smoke' / 'tools', {'data': 'other'}) is None
+    sft_meta['seconds'] = 2.0                                                      # the SFT stage was trained again
+    assert T.tools_stage('smoke')[2]['start_meta'] == stage_fingerprint(sft_meta) != meta['start_meta']

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from course_lib.llm import dpo as D
-from course_lib.llm.chat_sft import save_stage, load_stage, assistant_sizes
+from course_lib.llm.chat_sft import save_stage, load_stage, assistant_sizes, stage_fingerprint
 from course_lib.llm.byte_tokenizer import train_byte_bpe
 from course_lib.llm.modern_decoder import ModernConfig, ModernLM
 
@@ -187,16 +187,22 @@ def test_dpo_stage_trains_saves_and_reloads(tok, tmp_path, monkeypatch):
     def fake_tools_stage(profile=None, device=None, progress=False):
         calls.append(profile); return load_stage(tmp_path / 'smoke' / 'tools')
     monkeypatch.setattr(D, 'tools_stage', fake_tools_stage)
+    trained, dpo_train = [], D.dpo_train
+    monkeypatch.setattr(D, 'dpo_train', lambda *a, **k: trained.append(1) or dpo_train(*a, **k))
     model, tok2, meta = D.dpo_stage('smoke')                                    # starts from chapter 66's tools stage
     assert meta['stage'] == 'dpo' and meta['start'] == 'tools' and meta['sizes'] == sizes and calls == ['smoke']
-    assert meta['start_data'] == D.tools_data_version()
+    assert meta['start_data'] == D.tools_data_version() and trained == [1]
     assert meta['data'] == D.preference_version() and (tmp_path / 'smoke' / 'dpo' / 'model.safetensors').is_file()
-    again = D.dpo_stage('smoke')                                                # same settings: loaded, not retrained
-    assert again[2]['seconds'] == meta['seconds'] and calls == ['smoke']
+    assert meta['start_meta'] == stage_fingerprint({'stage': 'tools', 'sizes': sizes})
+    again = D.dpo_stage('smoke')                           # same settings and start: loaded (the start checked), not retrained
+    assert again[2]['seconds'] == meta['seconds'] and trained == [1] and calls == ['smoke', 'smoke']
     x = torch.tensor([[1, 2, 3]])
     torch.testing.assert_close(again[0](x).logits, model(x).logits)
     start = load_stage(tmp_path / 'smoke' / 'tools')[0]
     assert not torch.equal(start(x).logits, model(x).logits)                      # DPO moved the policy
+    save_stage(tmp_path / 'smoke' / 'tools', _tiny(tok, seq=640), tok, {'stage': 'tools', 'sizes': sizes, 'seconds': 9})
+    D.dpo_stage('smoke')                                                          # the tools stage was trained again
+    assert trained == [1, 1]
     with pytest.raises(ValueError, match='start must be one of'):
         D.dpo_stage('smoke', start='missing')
 

@@ -8,7 +8,7 @@ import json, os, random, re, shutil, tempfile, time, zlib
 from dataclasses import asdict
 from pathlib import Path
 import torch
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 from ..core import repo_root, get_profile, set_seed
 from ..train.learner import Learner
 from ..algorithms.pretraining_gpt import LMDataset
@@ -19,11 +19,11 @@ from .inference_engine import generate
 
 # %% auto 0
 __all__ = ['ROLES', 'PRETRAIN_SOURCES', 'SYSTEM_PROMPT', 'TEMPLATES', 'TASKS', 'ANSWERABLE_TASKS', 'REFUSAL', 'INVENTED_SHARE',
-           'OPENERS', 'CLOSERS', 'render_chat', 'assistant_dir', 'save_stage', 'load_stage', 'assistant_sizes',
-           'document_ids', 'pretrain_base', 'base_stage', 'vary', 'is_held_out', 'eur', 'shop_teas', 'invented_tea',
-           'conversations_version', 'make_conversations', 'well_formed', 'last_int', 'task_correct', 'is_refusal',
-           'evaluate_chat', 'sft_example', 'pad_right', 'sft_train', 'sft_stage', 'check_sft_labels',
-           'check_render_turn', 'check_well_formed']
+           'OPENERS', 'CLOSERS', 'render_chat', 'assistant_dir', 'save_stage', 'load_stage', 'stage_fingerprint',
+           'assistant_sizes', 'document_ids', 'pretrain_base', 'base_stage', 'vary', 'is_held_out', 'eur', 'shop_teas',
+           'invented_tea', 'conversations_version', 'make_conversations', 'well_formed', 'last_int', 'task_correct',
+           'is_refusal', 'evaluate_chat', 'sft_example', 'pad_right', 'LengthGroupedBatches', 'padding_share',
+           'sft_train', 'sft_stage', 'check_sft_labels', 'check_render_turn', 'check_well_formed']
 
 # %% ../../nbs/65_chat_sft.ipynb 5
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -94,6 +94,11 @@ def load_stage(folder, expect_meta: dict | None = None, device=None):
                          f"{unexpected}): delete the folder and the stage is trained again")
     return model.to(device or 'cpu').eval(), ByteTokenizer.load(folder / 'tokenizer.json'), cfg['meta']
 
+def stage_fingerprint(meta: dict) -> str:
+    """A short fingerprint of a stage's meta. A later stage records its start stage's fingerprint in its own meta, so that
+    it is trained again whenever its start was (retrained with other settings, or another seed)."""
+    return f"{zlib.crc32(json.dumps(meta, sort_keys=True, default=str).encode()):08x}"
+
 # %% ../../nbs/65_chat_sft.ipynb 9
 def assistant_sizes(profile: str | None = None) -> dict:
     "Sizes of the assistant's stages for a profile (smoke: minutes on a CPU; workshop: real results on a CPU; full: a GPU)."
@@ -120,20 +125,24 @@ def document_ids(tokenizer, sources=PRETRAIN_SOURCES, split: str = 'train', max_
             budget -= len(text)
     return torch.tensor(ids, dtype=torch.long)
 
-def pretrain_base(sizes: dict, device=None, progress: bool = False):
-    "Train the tokenizer and the base ModernLM on the course corpus: (model, tokenizer, meta)."
+def pretrain_base(sizes: dict, device=None, progress: bool = False, seed: int = 0):
+    """Train the tokenizer and the base ModernLM on the course corpus: (model, tokenizer, meta). The initial weights come
+    from `seed` (and the batches from a generator seeded 0), whatever ran before in the process: a rerun on the same
+    machine trains the same model."""
     tok = train_course_tokenizer(sizes['vocab'], max_chars_per_source=sizes['chars'] or 400_000)
     ids = document_ids(tok, max_chars=sizes['chars'])
     cfg = ModernConfig(vocab_size=tok.vocab_size, d_model=sizes['d'], n_layers=sizes['n_layers'], n_heads=sizes['n_heads'],
                        n_kv_heads=sizes['n_heads'] // 2, d_ff=int(8 / 3 * sizes['d']) // 8 * 8, max_seq_len=sizes['seq'])
-    model = ModernLM(cfg)
+    with torch.random.fork_rng(devices=[]):          # seed the initial weights without touching the caller's generator
+        torch.manual_seed(seed)
+        model = ModernLM(cfg)
     ds = LMDataset(ids, sizes['seq'], stride=1)
     sampler = RandomSampler(ds, replacement=True, num_samples=sizes['pre_steps'] * sizes['pre_batch'],
                             generator=torch.Generator().manual_seed(0))
     learn = Learner(model, DataLoader(ds, batch_size=sizes['pre_batch'], sampler=sampler, drop_last=True), lr=sizes['lr'],
                     schedule='cosine', max_grad_norm=1.0, progress=progress, device=device)
     t0 = time.perf_counter(); learn.fit(1)
-    meta = {'stage': 'base', 'sizes': sizes, 'tokens': len(ids), 'seconds': round(time.perf_counter() - t0, 1),
+    meta = {'stage': 'base', 'sizes': sizes, 'seed': seed, 'tokens': len(ids), 'seconds': round(time.perf_counter() - t0, 1),
             'final_loss': learn.history.steps[-1]['loss']}
     return model.eval(), tok, meta
 
@@ -141,7 +150,7 @@ def base_stage(profile: str | None = None, device=None, progress: bool = False):
     "The base model of `profile`: loaded from assistant_dir()/base when it was trained with these sizes, else trained and saved."
     sizes = assistant_sizes(profile)
     folder = assistant_dir(profile) / 'base'
-    if (found := load_stage(folder, {'stage': 'base', 'sizes': sizes}, device)) is not None: return found
+    if (found := load_stage(folder, {'stage': 'base', 'sizes': sizes, 'seed': 0}, device)) is not None: return found
     model, tok, meta = pretrain_base(sizes, device, progress)
     save_stage(folder, model, tok, meta)
     return model, tok, meta
@@ -363,24 +372,57 @@ def pad_right(batch: list[dict], pad_id: int) -> dict:
         ids[i, :len(b['input_ids'])], labels[i, :len(b['labels'])] = b['input_ids'], b['labels']
     return {'input_ids': ids, 'labels': labels}
 
+# %% ../../nbs/65_chat_sft.ipynb 24
+class LengthGroupedBatches(Sampler):
+    """`steps` batches of `batch_size` indices into `lengths`, drawn at random with replacement (seeded), in windows of
+    `window` batches: each window is sorted by length, cut into batches, and its batches are shuffled."""
+    def __init__(self, lengths, steps: int, batch_size: int, window: int = 32, seed: int = 0):
+        if steps < 1 or batch_size < 1 or window < 1:
+            raise ValueError(f"steps, batch_size and window must be >= 1, got {steps}, {batch_size}, {window}")
+        if len(lengths) == 0: raise ValueError("no examples to draw batches from: pass the length of each example")
+        self.lengths, self.steps, self.batch_size, self.window, self.seed = list(lengths), steps, batch_size, window, seed
+    def __len__(self): return self.steps
+    def __iter__(self):
+        g, per = torch.Generator().manual_seed(self.seed), self.window * self.batch_size
+        draw = torch.randint(len(self.lengths), (self.steps * self.batch_size,), generator=g).tolist()
+        for s in range(0, len(draw), per):
+            window = sorted(draw[s:s + per], key=lambda i: self.lengths[i])
+            batches = [window[i:i + self.batch_size] for i in range(0, len(window), self.batch_size)]
+            for j in torch.randperm(len(batches), generator=g).tolist(): yield batches[j]
+
+def padding_share(batches, lengths) -> float:
+    "The share of the computed positions that are padding, when each batch of indices is padded to its longest example."
+    total = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - sum(lengths[i] for b in batches for i in b) / total
+
+# %% ../../nbs/65_chat_sft.ipynb 25
 def sft_train(model, tokenizer, conversations, steps: int, batch_size: int, lr: float = 1e-3, mask_prompt: bool = True,
-              device=None, progress: bool = False, seed: int = 0):
-    "Finetune `model` in place on `conversations` for `steps` steps (AdamW, cosine schedule); returns the Learner."
+              device=None, progress: bool = False, seed: int = 0, group_by_length: bool = True):
+    """Finetune `model` in place on `conversations` for `steps` steps (AdamW, cosine schedule); returns the Learner.
+    Batches are length-grouped (LengthGroupedBatches) unless `group_by_length=False` (plain random batches)."""
     data = [sft_example(tokenizer, c['messages'], mask_prompt, model.config.max_seq_len) for c in conversations]
-    sampler = RandomSampler(data, replacement=True, num_samples=steps * batch_size, generator=torch.Generator().manual_seed(seed))
-    dl = DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=True,
-                    collate_fn=lambda b: pad_right(b, tokenizer.pad_id))
+    collate = lambda b: pad_right(b, tokenizer.pad_id)
+    if group_by_length:
+        batches = LengthGroupedBatches([len(d['input_ids']) for d in data], steps, batch_size, seed=seed)
+        dl = DataLoader(data, batch_sampler=batches, collate_fn=collate)
+    else:
+        sampler = RandomSampler(data, replacement=True, num_samples=steps * batch_size,
+                                generator=torch.Generator().manual_seed(seed))
+        dl = DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=True, collate_fn=collate)
     learn = Learner(model, dl, lr=lr, schedule='cosine', max_grad_norm=1.0, progress=progress, device=device)
     learn.fit(1)
     model.eval()
     return learn
 
 def sft_stage(profile: str | None = None, device=None, progress: bool = False):
-    "The SFT model of `profile`: loaded from assistant_dir()/sft when trained with these sizes, else trained from the base stage."
+    """The SFT model of `profile`: loaded from assistant_dir()/sft when trained with these sizes from this base stage, else
+    trained from the base stage."""
     sizes = assistant_sizes(profile)
-    folder, expect = assistant_dir(profile) / 'sft', {'stage': 'sft', 'sizes': sizes, 'data': conversations_version()}
+    folder = assistant_dir(profile) / 'sft'
+    model, tok, base_meta = base_stage(profile, device, progress)
+    expect = {'stage': 'sft', 'sizes': sizes, 'data': conversations_version(), 'batches': 'by length',
+              'start_meta': stage_fingerprint(base_meta)}
     if (found := load_stage(folder, expect, device)) is not None: return found
-    model, tok, _ = base_stage(profile, device, progress)
     t0 = time.perf_counter()
     learn = sft_train(model, tok, make_conversations('train', sizes['n_train']), sizes['sft_steps'], sizes['sft_batch'],
                       lr=1e-3, device=device, progress=progress)
@@ -389,7 +431,7 @@ def sft_stage(profile: str | None = None, device=None, progress: bool = False):
     save_stage(folder, model, tok, meta)
     return model, tok, meta
 
-# %% ../../nbs/65_chat_sft.ipynb 32
+# %% ../../nbs/65_chat_sft.ipynb 35
 from ..teach.exercises import check_equal, check_true, call_answer
 from .inference_engine import Completion
 

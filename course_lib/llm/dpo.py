@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ..core import get_profile
 from ..train.learner import warmup_cosine_schedule
 from .chat_sft import (render_chat, pad_right, make_conversations, conversations_version, assistant_dir,
-                                     assistant_sizes, save_stage, load_stage, sft_stage, TASKS,
+                                     assistant_sizes, save_stage, load_stage, sft_stage, TASKS, stage_fingerprint,
                                      ANSWERABLE_TASKS)
 from .chat_sft import SYSTEM_PROMPT, TEMPLATES, shop_teas, invented_tea, is_held_out, eur
 from .chat_sft import REFUSAL, is_refusal     # chapter 65's `no_card` task taught this refusal
@@ -278,9 +278,8 @@ def evaluate_rewards(policy, reference, tokenizer, pairs, beta: float, batch_siz
 DPO_STARTS = ('tools', 'sft')
 
 def _start_model(profile, start: str, device=None):
-    "(model, tokenizer) of the stage DPO starts from: chapter 66's tools stage or chapter 65's SFT stage (trained if missing)."
-    model, tok, _ = (tools_stage if start == 'tools' else sft_stage)(profile, device)
-    return model, tok
+    "(model, tokenizer, meta) of the stage DPO starts from: chapter 66's tools stage or chapter 65's SFT stage (trained if missing)."
+    return (tools_stage if start == 'tools' else sft_stage)(profile, device)
 
 def dpo_stage(profile: str | None = None, start: str = 'tools', device=None):
     """The DPO model of `profile`: loaded from assistant_dir()/dpo when trained with these settings from `start`, else
@@ -290,8 +289,9 @@ def dpo_stage(profile: str | None = None, start: str = 'tools', device=None):
     if start not in DPO_STARTS: raise ValueError(f"start must be one of {DPO_STARTS} (the stage DPO trains further), got {start!r}")
     expect = {'stage': 'dpo', 'sizes': sizes, 'dpo': settings, 'data': preference_version(), 'start': start,
               'start_data': tools_data_version() if start == 'tools' else conversations_version()}
+    policy, tok, start_meta = _start_model(profile, start, device)
+    expect['start_meta'] = stage_fingerprint(start_meta)          # trained again when its start stage was
     if (found := load_stage(folder, expect, device)) is not None: return found
-    policy, tok = _start_model(profile, start, device)
     reference = copy.deepcopy(policy)
     pairs = make_preference_pairs('train', settings['n_pairs'])
     t0 = time.perf_counter()

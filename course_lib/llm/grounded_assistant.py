@@ -11,7 +11,7 @@ from ..projects.qa_assistant import split_sentences
 from ..projects.semantic_search import content_words, bm25_search
 from .chat_sft import (SYSTEM_PROMPT, REFUSAL, is_refusal, vary, render_chat, sft_train, assistant_dir,
                                      assistant_sizes, save_stage, load_stage, sft_stage, conversations_version,
-                                     shop_teas, invented_tea, pad_right)
+                                     shop_teas, invented_tea, pad_right, stage_fingerprint)
 from .dpo import dpo_train, reply_example, sequence_logprobs
 from .inference_engine import generate
 from .chat_serve import (ChatServer, ChatHandler, chat_events, read_body, parse_chat_request, sse_event,
@@ -262,8 +262,9 @@ def grounded_stage(profile: str | None = None, chunks=None, device=None, progres
     folder = assistant_dir(profile) / 'grounded'
     expect = {'stage': 'grounded', 'sizes': sizes, 'grounded': {k: g[k] for k in SFT_KEYS}, 'data': grounded_version(chunks),
               'start_data': conversations_version()}
+    model, tok, sft_meta = sft_stage(profile, device, progress)
+    expect['start_meta'] = stage_fingerprint(sft_meta)            # trained again when the SFT stage was
     if (found := load_stage(folder, expect, device)) is not None: return found
-    model, tok, _ = sft_stage(profile, device, progress)
     convs = make_grounded_conversations(chunks, g['n_train'])
     kept = fitting(tok, convs, model.config.max_seq_len)
     t0 = time.perf_counter()
@@ -553,7 +554,8 @@ def grounded_dpo_stage(profile: str | None = None, chunks=None, device=None, pro
     policy, tok, start = grounded_stage(profile, chunks, device, progress)
     folder = assistant_dir(profile) / 'grounded_dpo'
     expect = {'stage': 'grounded_dpo', 'pairs': PAIR_SHARES, 'dpo': {k: g[k] for k in DPO_KEYS},
-              'start': {k: start.get(k) for k in ('sizes', 'grounded', 'data', 'start_data')}}
+              'start': {k: start.get(k) for k in ('sizes', 'grounded', 'data', 'start_data')},
+              'start_meta': stage_fingerprint(start)}
     if (found := load_stage(folder, expect, device)) is not None: return found
     reference = copy.deepcopy(policy)
     context = policy.config.max_seq_len

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from ..core import get_profile, by_profile
 from .chat_sft import (render_chat, pad_right, make_conversations, conversations_version, assistant_dir,
-                                     assistant_sizes, save_stage, load_stage, sft_stage, well_formed, task_correct)
+                                     assistant_sizes, save_stage, load_stage, sft_stage, well_formed, task_correct,
+                                     stage_fingerprint)
 from .tool_use import tools_stage
 from .dpo import dpo_stage, reply_example, sequence_logprobs
 from .inference_engine import generate
@@ -234,7 +235,7 @@ def rl_stage(profile: str | None = None, start: str = 'dpo', device=None, progre
     policy, tok, start_meta = _rl_start(profile, start, device, progress)
     folder = assistant_dir(profile) / 'rl'
     expect = {'stage': 'rl', 'sizes': assistant_sizes(profile), 'rl': settings, 'data': problems_version(), 'start': start,
-              'start_meta': f"{zlib.crc32(json.dumps(start_meta, sort_keys=True, default=str).encode()):08x}"}
+              'start_meta': stage_fingerprint(start_meta)}
     if (found := load_stage(folder, expect, device)) is not None: return found
     reference = copy.deepcopy(policy)
     t0 = time.perf_counter()

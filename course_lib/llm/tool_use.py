@@ -12,7 +12,8 @@ from ..core import get_profile
 from .byte_tokenizer import make_shop_catalog
 from .inference_engine import generate
 from .chat_sft import (SYSTEM_PROMPT, eur, is_held_out, last_int, render_chat, well_formed, assistant_dir, save_stage, load_stage, assistant_sizes,
-                                     sft_stage, sft_train, make_conversations, conversations_version, vary)
+                                     sft_stage, sft_train, make_conversations, conversations_version, vary,
+                                     stage_fingerprint)
 
 # %% auto 0
 __all__ = ['MAX_EXPR_CHARS', 'MAX_DEPTH', 'MAX_ABS', 'TOOLS', 'BASE_SYSTEM', 'TOOL_SYSTEM', 'TOOL_TASKS', 'ToolError',
@@ -308,9 +309,10 @@ def tools_stage(profile: str | None = None, device=None, progress: bool = False)
     sizes = tool_sizes(profile)
     folder = assistant_dir(profile) / 'tools'
     expect = {'stage': 'tools', 'sizes': sizes, 'data': tools_data_version(),
-              'sft': {'sizes': assistant_sizes(profile), 'data': conversations_version()}}
+              'sft': {'sizes': assistant_sizes(profile), 'data': conversations_version()}, 'batches': 'by length'}
+    model, tok, sft_meta = sft_stage(profile, device, progress)
+    expect['start_meta'] = stage_fingerprint(sft_meta)           # trained again when the SFT stage was
     if (found := load_stage(folder, expect, device)) is not None: return found
-    model, tok, _ = sft_stage(profile, device, progress)
     conversations = make_tool_conversations('train', sizes['n_tool']) + make_conversations('train', sizes['n_chat'])
     t0 = time.perf_counter()
     learn = sft_train(model, tok, conversations, sizes['steps'], sizes['batch'], lr=sizes['lr'], device=device,
