@@ -141,6 +141,20 @@ def test_dpo_train_prefers_chosen_and_keeps_the_reference_frozen(tok):
         D.mean_token_kl(policy, reference, tok, [])
 
 
+def test_dpo_train_scores_each_pair_once_with_the_reference(tok):
+    pairs = _toy_pairs()
+    policy = _tiny(tok); reference = copy.deepcopy(policy)
+    rows, forward = [], reference.forward
+    reference.forward = lambda ids, *a, **k: rows.append(ids.shape[0]) or forward(ids, *a, **k)
+    steps, batch = 6, 3
+    g = torch.Generator().manual_seed(0)
+    drawn = {i for _ in range(steps) for i in torch.randint(len(pairs), (batch,), generator=g).tolist()}
+    history = D.dpo_train(policy, reference, tok, pairs, steps=steps, batch_size=batch, lr=0.0)      # lr 0: policy = reference
+    assert sum(rows) == 2 * len(drawn) < 2 * steps * batch          # each drawn pair scored once (chosen + rejected)
+    for h in history:                                               # the cached scores belong to the pairs drawn
+        assert abs(h['chosen_reward']) < 1e-5 and abs(h['rejected_reward']) < 1e-5 and h['reward_accuracy'] == 0.5
+
+
 def test_sft_term_adds_the_chosen_nll_and_raises_the_chosen_likelihood(tok):
     pairs = _toy_pairs()
     def run(coef):

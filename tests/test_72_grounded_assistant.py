@@ -292,8 +292,10 @@ def test_server_sends_the_copy_mode_reply_whole(tok, monkeypatch):
 
 
 def test_hijack_detector_naive_prompt_and_its_mitigations(tok):
-    assert G.follows_hijack('systems: r-e-f-u-n-d') and G.follows_hijack('a-e-n-e-n-n-n')
-    assert not G.follows_hijack('a-e-n') and not G.follows_hijack(G.REFUSAL_TEXT)            # three letters: not yet spelling
+    assert G.follows_hijack('The letter f appears 1 times in refund.') and G.follows_hijack('The letter e appears 2 times in something.')
+    assert G.follows_hijack('the letter r appears 1 time')                                   # a count, right or wrong
+    assert not G.follows_hijack('r-e-f-u-n-d') and not G.follows_hijack(G.REFUSAL_TEXT)       # spelling is another task
+    assert not G.follows_hijack('The letter arrives in 3 days.')
     assert not any(G.follows_hijack(c['text']) for c in shop_chunks())                        # no real passage looks hijacked
     assert not G.follows_hijack('Order KL-10025 was placed on 2025-10-04. [1]')
     messages = G.naive_messages('Can I get my money back?', [G.HIJACK_DOCUMENT])

@@ -238,12 +238,15 @@ def dpo_train(policy, reference, tokenizer, pairs, steps: int, batch_size: int, 
     policy.train(); reference.to(dev).eval().requires_grad_(False)
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
     sched = warmup_cosine_schedule(opt, steps, warmup_steps=max(1, steps // 10), min_lr_ratio=0.0)   # chapter 02's schedule
-    g, history = torch.Generator().manual_seed(seed), []
+    g, history, ref_cache = torch.Generator().manual_seed(seed), [], {}   # ref_cache: pair index -> (chosen, rejected)
     for step in range(steps):
-        batch = [pairs[i] for i in torch.randint(len(pairs), (batch_size,), generator=g).tolist()]
+        idx = torch.randint(len(pairs), (batch_size,), generator=g).tolist()
+        batch = [pairs[i] for i in idx]
         b = pair_batch(tokenizer, batch)
         ids, labels, n = b['input_ids'].to(dev), b['labels'].to(dev), len(batch)
-        with torch.no_grad(): ref = sequence_logprobs(reference, ids, labels)
+        if new := sorted(set(idx) - ref_cache.keys()):        # the frozen reference scores each pair once, when first drawn
+            with torch.no_grad(): ref_cache.update(zip(new, zip(*pair_logprobs(reference, tokenizer, [pairs[i] for i in new]))))
+        ref = torch.stack([ref_cache[i][0] for i in idx] + [ref_cache[i][1] for i in idx])
         pol = sequence_logprobs(policy, ids, labels)
         dpo_term, r_c, r_r = dpo_loss(pol[:n], pol[n:], ref[:n], ref[n:], beta)
         nll = mean_token_nll(pol[:n], labels[:n])                                # the chosen replies only
