@@ -10,11 +10,11 @@ import subprocess, sys
 from ..core import repo_root, get_device, get_profile
 
 # %% auto 0
-__all__ = ['KERNEL_ENV_KEEP', 'SMOKE_CELL_TIMEOUT', 'BEGIN', 'END', 'INSTRUCTOR_ONLY', 'GRADER_ENV', 'list_notebooks',
-           'read_notebook', 'write_notebook', 'kernel_argv', 'kernel_env', 'execute_notebook', 'run_notebook',
-           'run_notebooks', 'has_solution', 'exercise_key', 'find_exercises', 'strip_solutions', 'student_notebook',
-           'release_student', 'start_workspace', 'record_checks', 'reference_entry', 'judge', 'grade_notebook',
-           'grade_notebooks']
+__all__ = ['KERNEL_ENV_KEEP', 'WAIT_SLICE', 'SMOKE_CELL_TIMEOUT', 'BEGIN', 'END', 'INSTRUCTOR_ONLY', 'GRADER_ENV',
+           'list_notebooks', 'read_notebook', 'write_notebook', 'kernel_argv', 'kernel_env', 'slice_waits',
+           'execute_notebook', 'run_notebook', 'run_notebooks', 'has_solution', 'exercise_key', 'find_exercises',
+           'strip_solutions', 'student_notebook', 'release_student', 'start_workspace', 'record_checks',
+           'reference_entry', 'judge', 'grade_notebook', 'grade_notebooks']
 
 # %% ../../nbs/07_notebooks.ipynb 4
 def list_notebooks(nbs_dir: Path) -> list[Path]:
@@ -74,15 +74,49 @@ def _kernel_manager():
             return KernelSpec(argv=kernel_argv(), display_name=f"Python ({sys.executable})", language='python', resource_dir='')
     return AsyncKernelManager(kernel_name='course-python', kernel_spec_manager=ThisPython())
 
+# %% ../../nbs/07_notebooks.ipynb 5
+WAIT_SLICE = 1.0   # seconds: the longest that one wait on a kernel channel sleeps before it looks for a message again
+
+def slice_waits(channel, step: float = WAIT_SLICE):
+    """Make an async kernel channel's `get_msg(timeout)` wait in slices of at most `step` seconds, looking for a
+    message after each, until `timeout` (None: forever) has passed; then it raises queue.Empty as before.
+    Why: pyzmq's asyncio poller can miss the wake-up for a message that arrives while it waits, and then finds the
+    message only when the wait times out (jupyter/nbclient#312). Under nbclient's cell timeout that loses the whole
+    timeout (a 600 s stall after a widget cell, seen once in CI) and no error tells. With slices it loses `step`."""
+    import inspect
+    from queue import Empty
+    if step <= 0: raise ValueError(f"step must be > 0 seconds, got {step}")
+    get = channel.get_msg
+    if not inspect.iscoroutinefunction(get): return channel          # a blocking channel: nothing to patch
+    async def get_msg(timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
+            try: return await get(timeout=left)
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline: raise
+    channel.get_msg = get_msg
+    return channel
+
+def _notebook_client_class():
+    "nbclient's NotebookClient whose shell and iopub waits run in slices (slice_waits)."
+    from nbclient import NotebookClient
+    class SlicedWaitsClient(NotebookClient):
+        async def async_start_new_kernel_client(self):
+            kc = await super().async_start_new_kernel_client()
+            for channel in (kc.shell_channel, kc.iopub_channel): slice_waits(channel)
+            return kc
+    return SlicedWaitsClient
+
+# %% ../../nbs/07_notebooks.ipynb 6
 def execute_notebook(nb, cwd, env: dict | None = None, timeout: int = 3600, allow_errors: bool = False, unset=(),
                      inherit_env: bool = True, time_limit: float | None = None):
     "Run `nb` in place in a fresh kernel of this Python in `cwd`, environment `kernel_env(env, inherit_env, unset)`; return the error or None."
-    from nbclient import NotebookClient
     deadline = None if time_limit is None else time.monotonic() + time_limit
     def cell_timeout(cell):
         return timeout if deadline is None else max(1, min(timeout, math.ceil(deadline - time.monotonic())))
-    client = NotebookClient(nb, km=_kernel_manager(), timeout_func=cell_timeout, allow_errors=allow_errors,
-                            shutdown_kernel='immediate', resources={'metadata': {'path': str(cwd)}})
+    client = _notebook_client_class()(nb, km=_kernel_manager(), timeout_func=cell_timeout, allow_errors=allow_errors,
+                                      shutdown_kernel='immediate', resources={'metadata': {'path': str(cwd)}})
     client.owns_km = True   # nbclient then stops the kernel when the run ends, also after a timeout (a spinning
                             # kernel left behind would hold a CPU core for the rest of the session)
     try:
@@ -154,7 +188,7 @@ def run_notebooks(notebooks=None, profile: str | None = None, out_dir: Path | No
     print(f"\n{report['passed']}/{len(paths)} notebooks ok in {report['total_seconds']:.0f} s. Report: {out_dir / 'report.json'} and report.md")
     return report
 
-# %% ../../nbs/07_notebooks.ipynb 6
+# %% ../../nbs/07_notebooks.ipynb 8
 BEGIN, END = '### BEGIN SOLUTION', '### END SOLUTION'
 _CHECK_RE = re.compile(r"""\bcheck\w*\(\s*['"](Exercise [^'"]+?)['"]""")
 
@@ -188,7 +222,7 @@ def find_exercises(nb) -> list[dict]:
         exercises.setdefault(f'unchecked solution in cell {i}', {'name': f'unchecked solution in cell {i}', 'solution_cells': [i], 'check_cells': []})
     return list(exercises.values())
 
-# %% ../../nbs/07_notebooks.ipynb 9
+# %% ../../nbs/07_notebooks.ipynb 11
 def strip_solutions(source: str, exercise: str) -> str:
     "Replace every BEGIN/END SOLUTION block in `source` by a stub raising NotImplementedError."
     out, inside = [], False
@@ -214,7 +248,7 @@ def student_notebook(nb):
             cell['outputs'], cell['execution_count'] = [], None
     return nb
 
-# %% ../../nbs/07_notebooks.ipynb 12
+# %% ../../nbs/07_notebooks.ipynb 14
 _RELEASE_FILES = ['README.md', 'settings.ini', 'setup.py', 'pyproject.toml', 'Makefile', 'LICENSE', '.gitignore']
 _RELEASE_DIRS = ['course_lib', 'data', 'tools', 'tests']
 INSTRUCTOR_ONLY = '# course: instructor only'
@@ -252,7 +286,7 @@ def release_student(out_dir, root=None, manifest=None, values: bool = True, prof
     print(f"student copy: {len(written)} notebooks, {n_ex} exercises stubbed, in {out}; instructor's manifest: {manifest}")
     return written
 
-# %% ../../nbs/07_notebooks.ipynb 14
+# %% ../../nbs/07_notebooks.ipynb 16
 def start_workspace(dest=None, root=None) -> list[Path]:
     "Copy the chapters, solutions stubbed, into the learner's folder (default my_work/); return the files written (never overwrites)."
     root = Path(root or repo_root() or Path.cwd())
@@ -270,7 +304,7 @@ def start_workspace(dest=None, root=None) -> list[Path]:
           + f". Open it with: jupyter lab {dest}")
     return written
 
-# %% ../../nbs/07_notebooks.ipynb 16
+# %% ../../nbs/07_notebooks.ipynb 18
 GRADER_ENV = {'COURSE_BLOCK_NETWORK': '1', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'MPLBACKEND': 'Agg',
               'COURSE_PROGRESS': 'text'}
 
