@@ -1,7 +1,6 @@
 # course: instructor only
 "Grading cannot be gamed: tampered submissions of a tiny course grade as failed, in the grader's own process."
-import asyncio, json, os, sys, time
-from queue import Empty
+import json, os, sys, time
 from pathlib import Path
 import nbformat, pytest
 from course_lib.teach.notebooks import (release_student, grade_notebook, judge, read_notebook, write_notebook,
@@ -161,35 +160,3 @@ def test_kernels_are_stopped_after_a_run_even_after_a_timeout():
         execute_notebook(nb, Path.cwd(), {}, timeout=3, time_limit=3)
     time.sleep(1)
     assert _child_pids() - before == set()
-
-
-class _LostWakeupChannel:
-    """A kernel channel whose waits miss their wake-up (jupyter/nbclient#312): a message that is waiting is found only
-    when a wait times out, and a wait without a timeout never ends."""
-    def __init__(self, message=None): self.message, self.waits = message, []
-    async def get_msg(self, timeout=None):
-        self.waits.append(timeout)
-        if timeout is None: await asyncio.Event().wait()
-        await asyncio.sleep(timeout)
-        if self.message is None: raise Empty
-        return self.message
-
-
-def test_sliced_waits_find_a_waiting_message_after_one_slice_not_after_the_timeout():
-    from course_lib.teach.notebooks import slice_waits
-    for timeout in (600, None):                     # the shell channel's cell timeout; the iopub channel's forever
-        ch = slice_waits(_LostWakeupChannel({'msg': 'reply'}), step=0.01)
-        assert asyncio.run(asyncio.wait_for(ch.get_msg(timeout=timeout), 5)) == {'msg': 'reply'}
-        assert ch.waits == [0.01]                   # unsliced, the first wait would have been 600 s, or endless
-
-
-def test_sliced_waits_still_time_out_with_empty_and_reject_a_bad_step():
-    from course_lib.teach.notebooks import slice_waits
-    ch = slice_waits(_LostWakeupChannel(), step=0.01)
-    with pytest.raises(Empty): asyncio.run(asyncio.wait_for(ch.get_msg(timeout=0.05), 5))
-    assert len(ch.waits) >= 2 and all(w <= 0.01 for w in ch.waits) and sum(ch.waits) >= 0.04
-    with pytest.raises(ValueError, match='step must be > 0'): slice_waits(_LostWakeupChannel(), step=0)
-    class Blocking:
-        def get_msg(self, timeout=None): return 'sync'
-    sync = Blocking(); slice_waits(sync)
-    assert sync.get_msg() == 'sync' and 'get_msg' not in vars(sync)    # a blocking channel is left as it was
