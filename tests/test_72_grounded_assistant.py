@@ -318,3 +318,33 @@ def test_fitting_chars_takes_a_count_or_a_function_of_the_cut(tok):
         seen.append(cut); return 10 if cut < G.MAX_PASSAGE_CHARS else 10_000
     assert G.fitting_chars(tok, q, CHUNKS[:1], full + 10, need) == G.MAX_PASSAGE_CHARS - 40 and seen == [200, 160]
     with pytest.raises(ValueError, match='do not fit'): G.fitting_chars(tok, q, CHUNKS[:1], 20, lambda cut: 10)
+
+
+ORDERS = [{'id': f'order/KL-{n}#0', 'doc': f'order/KL-{n}', 'kind': 'order', 'title': f'Order KL-{n}',
+           'text': f'Status: {status}. Placed on 2025-10-04 by Greta.'} for n, status in (('10025', 'delivered'), ('10048', 'shipped'))]
+
+
+def test_lookup_orders_matches_order_numbers_exactly():
+    other, policy = ORDERS[1], CHUNKS[0]
+    # the retriever found another order's card: it is replaced by the named order's, the policy stays
+    got = G.lookup_orders('Where is my parcel KL-10025?', [other, policy], ORDERS + CHUNKS)
+    assert [c['id'] for c in got] == ['order/KL-10025#0', 'policy/ship#0'] and got[0]['score'] == 1.0
+    # an order the knowledge base lacks gets no order card at all (never a wrong one), the case of the number ignored
+    assert G.lookup_orders('Why is order kl-51345 late?', [other], ORDERS + CHUNKS) == []
+    assert [c['id'] for c in G.lookup_orders('kl-10048: status?', [], ORDERS)] == ['order/KL-10048#0']
+    # a question that names no order number keeps what retrieval found, in its order
+    assert G.lookup_orders('How much does shipping cost?', [other, policy], ORDERS + CHUNKS) == [other, policy]
+    assert G.ORDER_NUMBER.findall('KL-1002 and KL-100250 are not order numbers') == []
+
+
+def test_assistant_match_ids_applies_the_lookup(tok):
+    model = Scripted(tok, 'x')
+    wrong_first = Fixed([ORDERS[1], ORDERS[0]] + CHUNKS)              # the retriever ranks the other order first
+    plain = G.GroundedAssistant(model, tok, wrong_first).passages(['Where is my parcel KL-10025?', 'Is KL-99999 late?'])
+    assert [p[0]['id'] for p in plain] == ['order/KL-10048#0', 'order/KL-10048#0']
+    looked = G.GroundedAssistant(model, tok, wrong_first, match_ids=True).passages(['Where is my parcel KL-10025?',
+                                                                                     'Is KL-99999 late?'])
+    assert [c['id'] for c in looked[0]] == ['order/KL-10025#0'] and looked[1] == []
+    copier = G.GroundedAssistant(model, tok, wrong_first, mode='copy', match_ids=True)
+    row = copier.answer('Is KL-99999 late?')[0]                       # no passage: copy mode refuses without scoring
+    assert row['refused'] and row['margin'] is None and row['passages'] == []
