@@ -324,17 +324,33 @@ ORDERS = [{'id': f'order/KL-{n}#0', 'doc': f'order/KL-{n}', 'kind': 'order', 'ti
            'text': f'Status: {status}. Placed on 2025-10-04 by Greta.'} for n, status in (('10025', 'delivered'), ('10048', 'shipped'))]
 
 
-def test_lookup_orders_matches_order_numbers_exactly():
+PRODUCTS = [{'id': f'product/{n.lower().replace(" ", "-")}#0', 'doc': f'product/{n}', 'kind': 'product', 'title': n,
+             'text': f'{n}: a tea. 100 g 9.90 EUR.'} for n in ('Yunnan Gold', 'Earl Grey', 'Earl Grey Cream')]
+
+
+def test_lookup_identifiers_matches_order_numbers_exactly():
     other, policy = ORDERS[1], CHUNKS[0]
     # the retriever found another order's card: it is replaced by the named order's, the policy stays
-    got = G.lookup_orders('Where is my parcel KL-10025?', [other, policy], ORDERS + CHUNKS)
+    got = G.lookup_identifiers('Where is my parcel KL-10025?', [other, policy], ORDERS + CHUNKS)
     assert [c['id'] for c in got] == ['order/KL-10025#0', 'policy/ship#0'] and got[0]['score'] == 1.0
     # an order the knowledge base lacks gets no order card at all (never a wrong one), the case of the number ignored
-    assert G.lookup_orders('Why is order kl-51345 late?', [other], ORDERS + CHUNKS) == []
-    assert [c['id'] for c in G.lookup_orders('kl-10048: status?', [], ORDERS)] == ['order/KL-10048#0']
-    # a question that names no order number keeps what retrieval found, in its order
-    assert G.lookup_orders('How much does shipping cost?', [other, policy], ORDERS + CHUNKS) == [other, policy]
+    assert G.lookup_identifiers('Why is order kl-51345 late?', [other], ORDERS + CHUNKS) == []
+    assert [c['id'] for c in G.lookup_identifiers('kl-10048: status?', [], ORDERS)] == ['order/KL-10048#0']
+    # a question that names nothing keeps what retrieval found, in its order
+    assert G.lookup_identifiers('How much does shipping cost?', [other, policy], ORDERS + CHUNKS) == [other, policy]
     assert G.ORDER_NUMBER.findall('KL-1002 and KL-100250 are not order numbers') == []
+
+
+def test_lookup_identifiers_matches_product_names_exactly():
+    kb = ORDERS + PRODUCTS + CHUNKS
+    # a price question retrieved an order card (orders list teas and prices): the named tea's card comes first
+    got = G.lookup_identifiers('How much would I pay for the big yunnan gold pack?', [ORDERS[0], PRODUCTS[1]], kb)
+    assert [c['id'] for c in got] == [PRODUCTS[0]['id'], ORDERS[0]['id']] and got[0]['score'] == 1.0
+    # the longest name wins: 'Earl Grey Cream' names one product, not also 'Earl Grey'; a part of a word is no name
+    assert [c['title'] for c in G.named_chunks('Is Earl Grey Cream in stock?', kb)] == ['Earl Grey Cream']
+    assert G.named_chunks('Do you sell pearl greyhound biscuits?', kb) == []
+    # a made-up tea names no product, so retrieval's result stands (the gate and the model decide)
+    assert G.lookup_identifiers('What would a pack of ShanFeng cost me?', [PRODUCTS[1]], kb) == [PRODUCTS[1]]
 
 
 def test_assistant_match_ids_applies_the_lookup(tok):

@@ -28,11 +28,12 @@ __all__ = ['GROUNDED_SYSTEM', 'REFUSAL_TEXT', 'MAX_PASSAGE_CHARS', 'CUES', 'KEYW
            'grounded_answer', 'reading_sentences', 'training_question', 'training_chunks',
            'make_grounded_conversations', 'grounded_version', 'fitting', 'grounded_stage', 'parse_citations',
            'strip_citations', 'support_share', 'numbers_match', 'supports', 'is_faithful', 'answer_correct',
-           'looks_like_instruction', 'lookup_orders', 'copy_candidates', 'reply_logprobs', 'AnswerModes',
-           'GroundedAssistant', 'grounded_metrics', 'copy_rows_at', 'choose_gate_and_margin', 'invent_answer',
-           'make_grounding_pairs', 'grounded_dpo_stage', 'carries_promise', 'follows_hijack', 'naive_messages',
-           'GroundedChatHandler', 'GroundedChatServer', 'serve_grounded', 'ask_server', 'latency_summary',
-           'check_support_share', 'check_confident_wrong', 'check_verified_citation', 'check_copy_choice']
+           'looks_like_instruction', 'named_chunks', 'lookup_identifiers', 'copy_candidates', 'reply_logprobs',
+           'AnswerModes', 'GroundedAssistant', 'grounded_metrics', 'copy_rows_at', 'choose_gate_and_margin',
+           'invent_answer', 'make_grounding_pairs', 'grounded_dpo_stage', 'carries_promise', 'follows_hijack',
+           'naive_messages', 'GroundedChatHandler', 'GroundedChatServer', 'serve_grounded', 'ask_server',
+           'latency_summary', 'check_support_share', 'check_confident_wrong', 'check_verified_citation',
+           'check_copy_choice']
 
 # %% ../../nbs/72_grounded_assistant.ipynb 4
 def grounded_sizes(profile: str | None = None) -> dict:
@@ -329,15 +330,25 @@ def looks_like_instruction(text: str) -> bool:
 
 ORDER_NUMBER = re.compile(r'\bKL-\d{5}\b', re.IGNORECASE)   # the shop's order numbers, as chapter 71's order chunks title them
 
-def lookup_orders(question: str, found, chunks) -> list[dict]:
-    """The passages for `question` when order numbers are looked up exactly (`match_ids`): a question that names order
-    numbers gets the chunks of those orders from `chunks` (score 1.0, an exact match) and keeps the retrieved chunks of
-    `found` that are not orders; any other question keeps `found`. An order the knowledge base lacks gets no order
-    chunk at all, so never another order's."""
-    asked = list(dict.fromkeys(n.upper() for n in ORDER_NUMBER.findall(question)))
-    if not asked: return list(found)
-    named = [{**c, 'score': 1.0} for n in asked for c in chunks if c['kind'] == 'order' and c['title'].split()[-1].upper() == n]
-    return named + [c for c in found if c['kind'] != 'order']
+def named_chunks(question: str, chunks) -> list[dict]:
+    """The order and product chunks of `chunks` that `question` names exactly: an order by its number (case ignored),
+    a product by its whole name (case ignored; a name inside a longer named one does not count)."""
+    asked = {n.upper() for n in ORDER_NUMBER.findall(question)}
+    names = {c['title'] for c in chunks if c['kind'] == 'product'
+             and re.search(rf"(?<!\w){re.escape(c['title'])}(?!\w)", question, re.IGNORECASE)}
+    names = {n for n in names if not any(n != m and n.lower() in m.lower() for m in names)}
+    return [c for c in chunks if (c['kind'] == 'order' and c['title'].split()[-1].upper() in asked)
+            or (c['kind'] == 'product' and c['title'] in names)]
+
+def lookup_identifiers(question: str, found, chunks) -> list[dict]:
+    """The passages for `question` when identifiers are looked up exactly (`match_ids`): the chunks it names
+    (`named_chunks`, score 1.0: an exact match) first, then the retrieved chunks of `found`, without the orders when it
+    names an order number and without the products when it names a product. An order number the knowledge base lacks
+    gets no order chunk at all, so never another order's; a question that names nothing keeps `found`."""
+    named = named_chunks(question, chunks)
+    drop = ({'order'} if ORDER_NUMBER.search(question) else set()) | ({'product'} if any(c['kind'] == 'product' for c in named) else set())
+    if not drop: return list(found)
+    return [{**c, 'score': 1.0} for c in named] + [c for c in found if c['kind'] not in drop]
 
 # %% ../../nbs/72_grounded_assistant.ipynb 24
 def copy_candidates(passages, max_chars: int = MAX_PASSAGE_CHARS) -> list[str]:
@@ -409,7 +420,7 @@ class GroundedAssistant(AnswerModes):
     (`threshold`: True = the retriever's threshold, False = none, a number = that gate), the `grounded_messages` prompt,
     then greedy replies (`mode='generate'`) or the best passage sentence against the refusal (`mode='copy'`, shown when
     it wins by more than `margin` in log-probability); optional output check (`guard_chunks`), passage `quarantine` and
-    exact order-number lookup (`match_ids`, see `lookup_orders`)."""
+    exact lookup of order numbers and product names (`match_ids`, see `lookup_identifiers`)."""
     MODES = ('generate', 'copy')
     def __init__(self, model, tokenizer, retriever, k: int = 1, threshold: bool | float = True,
                  max_chars: int = MAX_PASSAGE_CHARS, max_new_tokens: int = 48, guard_chunks=None,
@@ -439,7 +450,7 @@ class GroundedAssistant(AnswerModes):
         for q, res in zip(questions, self.retriever.search(questions, self.k + (3 if self.quarantine else 0))):
             kept = [{**self.retriever.chunks[i], 'score': s} for i, s in res if cut is None or s >= cut]
             if self.quarantine: kept = [c for c in kept if not looks_like_instruction(c['text'])]
-            if self.match_ids: kept = lookup_orders(q, kept, self.retriever.chunks)
+            if self.match_ids: kept = lookup_identifiers(q, kept, self.retriever.chunks)
             out.append(kept[:self.k])
         return out
 
