@@ -364,3 +364,12 @@ def test_assistant_match_ids_applies_the_lookup(tok):
     copier = G.GroundedAssistant(model, tok, wrong_first, mode='copy', match_ids=True)
     row = copier.answer('Is KL-99999 late?')[0]                       # no passage: copy mode refuses without scoring
     assert row['refused'] and row['margin'] is None and row['passages'] == []
+
+
+def test_quarantine_also_screens_looked_up_cards(tok):
+    planted = {**PRODUCTS[0], 'id': 'product/planted#0', 'text': G.INJECTED_DOCUMENT['text']}   # a card that carries an instruction
+    kb = Fixed([CHUNKS[0], planted])
+    found = G.GroundedAssistant(Scripted(tok, 'x'), tok, kb, match_ids=True).passages(['Price of Yunnan Gold?'])
+    assert [c['id'] for c in found[0]] == ['product/planted#0']          # the exact lookup finds it, score 1.0
+    safe = G.GroundedAssistant(Scripted(tok, 'x'), tok, kb, match_ids=True, quarantine=True).passages(['Price of Yunnan Gold?'])
+    assert [c['id'] for c in safe[0]] == ['policy/ship#0']                # the quarantine drops it; the retrieved policy stays

@@ -449,8 +449,8 @@ class GroundedAssistant(AnswerModes):
         questions = list(questions)
         for q, res in zip(questions, self.retriever.search(questions, self.k + (3 if self.quarantine else 0))):
             kept = [{**self.retriever.chunks[i], 'score': s} for i, s in res if cut is None or s >= cut]
-            if self.quarantine: kept = [c for c in kept if not looks_like_instruction(c['text'])]
             if self.match_ids: kept = lookup_identifiers(q, kept, self.retriever.chunks)
+            if self.quarantine: kept = [c for c in kept if not looks_like_instruction(c['text'])]   # looked-up ones too
             out.append(kept[:self.k])
         return out
 
