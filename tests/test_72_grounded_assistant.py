@@ -169,6 +169,23 @@ def test_stages_train_save_and_load(tok, tmp_path, monkeypatch):
     dpo_model, _, dpo_meta = G.grounded_dpo_stage('smoke', chunks)
     assert dpo_meta['stage'] == 'grounded_dpo' and dpo_meta['pairs'] > 0
     assert any((p - q).abs().max() > 0 for p, q in zip(dpo_model.parameters(), model.parameters()))
+    assert G.grounded_dpo_stage('smoke', chunks)[2]['seconds'] == dpo_meta['seconds']       # loaded, not trained again
+
+
+def test_pipeline_dpo_stage_trains_on_its_own_choices_saves_and_loads(tok, tmp_path, monkeypatch):
+    monkeypatch.setenv('COURSE_ASSISTANT_DIR', str(tmp_path))
+    tiny = dict(n_train=40, steps=3, batch=4, lr=1e-3, max_new_tokens=16, dpo_pairs=16, dpo_steps=2, dpo_batch=2, beta=0.1,
+                dpo_lr=1e-4, n_requests=2, pipe_questions=20, pipe_steps=2, pipe_beta=0.3, pipe_lr=1e-4)
+    monkeypatch.setattr(G, 'grounded_sizes', lambda profile=None: dict(tiny))
+    monkeypatch.setattr(G, 'sft_stage', lambda profile=None, device=None, progress=False: (_tiny(tok), tok, {'stage': 'sft'}))
+    chunks = [c for c in shop_chunks() if c['kind'] == 'policy'][:6]
+    start = G.grounded_stage('smoke', chunks)[0]
+    model, _, meta = G.grounded_pipeline_dpo_stage(Fixed(chunks, threshold=0.5), 'smoke')
+    assert meta['stage'] == 'grounded_dpo_pipeline' and meta['pairs']['answer'] == meta['pairs']['refuse'] > 0
+    assert meta['retriever'] == ['Fixed', 0.5] and meta['distinct_refuse'] == meta['pairs']['refuse']   # more refusals than answers: sampled
+    assert any((p - q).abs().max() > 0 for p, q in zip(model.parameters(), start.parameters()))
+    assert G.grounded_pipeline_dpo_stage(Fixed(chunks, threshold=0.5), 'smoke')[2]['seconds'] == meta['seconds']
+    assert G.grounded_pipeline_dpo_stage(Fixed(chunks, threshold=0.6), 'smoke')[2]['retriever'] == ['Fixed', 0.6]   # another gate: trained again
 
 
 def _post(port, body: bytes):
@@ -373,3 +390,65 @@ def test_quarantine_also_screens_looked_up_cards(tok):
     assert [c['id'] for c in found[0]] == ['product/planted#0']          # the exact lookup finds it, score 1.0
     safe = G.GroundedAssistant(Scripted(tok, 'x'), tok, kb, match_ids=True, quarantine=True).passages(['Price of Yunnan Gold?'])
     assert [c['id'] for c in safe[0]] == ['policy/ship#0']                # the quarantine drops it; the retrieved policy stays
+
+
+def test_pipeline_questions_are_training_questions_and_out_of_scope_ones():
+    chunks = shop_chunks()
+    qs = G.pipeline_questions(chunks, 50, seed=3)
+    assert qs == G.pipeline_questions(chunks, 50, seed=3) and qs != G.pipeline_questions(chunks, 50, seed=4)
+    about = [q for q, c in qs if c is not None]
+    out = [q for q, c in qs if c is None]
+    assert len(about) == 50 and len(out) == len(G.OFF_TOPIC) + 3 * len(G.SHOP_LIKE_TRAIN) + 5
+    held = {q['question'].lower() for s in ('valid', 'test') for q in retrieval_questions(s)}
+    assert not held & {q.lower() for q, _ in qs}                               # never a held-out question
+    assert not held & {q.lower() for q in G.SHOP_LIKE_TRAIN}
+
+
+def test_pipeline_pairs_reject_the_models_own_pick():
+    ship, ret = CHUNKS
+    class Picks:
+        "A stand-in assistant: `passages` from a table, `choose` returns a fixed best sentence (copy mode's choice)."
+        max_chars = G.MAX_PASSAGE_CHARS
+        def __init__(self, found): self.found = found
+        def passages(self, questions): return [self.found[q] for q in questions]
+        def choose(self, q, passages): return {'best': f"{passages[0]['text'].split('. ')[0]}. [1]", 'margin': 0.0, 'reply': ''}
+        def copy_prompt(self, q, passages): return G.grounded_messages(q, passages), []
+    found = {'ship?': [{**ship, 'score': 0.9}], 'return?': [{**ship, 'score': 0.8}], 'weather?': [{**ret, 'score': 0.7}],
+             'low?': [{**ret, 'score': 0.2}], 'none?': []}
+    qs = [('ship?', ship), ('return?', ret), ('weather?', None), ('low?', ret), ('none?', None)]
+    pairs = G.pipeline_pairs(Picks(found), qs, gate=0.5, refuse_share=0.5)
+    assert [(p['kind'], p['question']) for p in pairs] == [('answer', 'ship?'), ('refuse', 'return?')]
+    assert pairs[0]['chosen'] == 'Standard shipping costs 4.90 EUR. [1]' and pairs[0]['rejected'] == G.REFUSAL_TEXT
+    assert pairs[1]['chosen'] == G.REFUSAL_TEXT and pairs[1]['rejected'] == 'Standard shipping costs 4.90 EUR. [1]'
+    assert pairs[0]['messages'][-1] == {'role': 'user', 'content': 'ship?'}       # the prompt copy mode scored
+    more = G.pipeline_pairs(Picks(found), qs, gate=None, refuse_share=0.75)   # no gate: 'low?' is answered from its document
+    assert [p['question'] for p in more] == ['ship?', 'low?'] + ['return?', 'weather?'] * 3    # refusals repeated to 75 %
+    few = G.pipeline_pairs(Picks(found), qs, gate=0.5, refuse_share=1 / 3)     # 2 refusals, 1 answer: one refusal kept
+    assert [p['kind'] for p in few] == ['answer', 'refuse'] and few[1]['question'] in {'return?', 'weather?'}
+    assert few == G.pipeline_pairs(Picks(found), qs, gate=0.5, refuse_share=1 / 3)                 # the sample is seeded
+    with pytest.raises(ValueError, match='refuse_share'): G.pipeline_pairs(Picks(found), qs, refuse_share=1.0)
+    with pytest.raises(ValueError, match='0 answer'): G.pipeline_pairs(Picks(found), [('weather?', None)])
+
+
+def test_pipeline_pairs_chosen_answer_is_a_sentence_of_the_asked_document():
+    ship = CHUNKS[0]
+    class WrongPick:
+        max_chars = G.MAX_PASSAGE_CHARS
+        def passages(self, questions): return [[{**ship, 'score': 1.0}] for _ in questions]
+        def choose(self, q, passages): return {'best': 'Something else entirely. [1]', 'margin': 0.0, 'reply': ''}
+        def copy_prompt(self, q, passages): return G.grounded_messages(q, passages), []
+    pairs = G.pipeline_pairs(WrongPick(), [('How much is express shipping?', ship), ('Tell me a joke.', None)])
+    assert pairs[0]['chosen'] == 'Express shipping costs 9.90 EUR. [1]'      # not the model's wrong pick: answer_sentence's
+
+
+def test_choose_at_accuracy_fixes_accuracy_then_minimises_hallucination():
+    table = [{'gate': 0.4, 'margin': 0.0, 'cost': 5, 'answer_accuracy': 0.70, 'hallucination_rate': 0.10},
+             {'gate': 0.4, 'margin': -2.0, 'cost': 4, 'answer_accuracy': 0.75, 'hallucination_rate': 0.20},
+             {'gate': 0.3, 'margin': -2.0, 'cost': 6, 'answer_accuracy': 0.80, 'hallucination_rate': 0.30},
+             {'gate': 0.46, 'margin': -2.0, 'cost': 6, 'answer_accuracy': 0.78, 'hallucination_rate': 0.20}]
+    assert G.choose_at_accuracy(table, 0.75) == {'gate': 0.46, 'margin': -2.0, 'answer_accuracy': 0.78,
+                                                 'hallucination_rate': 0.20, 'cost': 6}   # tie on hallucination: more accurate
+    assert G.choose_at_accuracy(table, 0.5)['margin'] == 0.0 and G.choose_at_accuracy(table, 0.8)['gate'] == 0.3
+    assert G.choose_at_accuracy(table, 0.7 + 1e-12)['answer_accuracy'] >= 0.7     # a float a hair above is not "none"
+    with pytest.raises(ValueError, match='reaches accuracy'): G.choose_at_accuracy(table, 0.9)
+    with pytest.raises(ValueError, match='empty'): G.choose_at_accuracy([], 0.5)
