@@ -186,6 +186,9 @@ def test_pipeline_dpo_stage_trains_on_its_own_choices_saves_and_loads(tok, tmp_p
     assert any((p - q).abs().max() > 0 for p, q in zip(model.parameters(), start.parameters()))
     assert G.grounded_pipeline_dpo_stage(Fixed(chunks, threshold=0.5), 'smoke')[2]['seconds'] == meta['seconds']
     assert G.grounded_pipeline_dpo_stage(Fixed(chunks, threshold=0.6), 'smoke')[2]['retriever'] == ['Fixed', 0.6]   # another gate: trained again
+    other = G.grounded_pipeline_dpo_stage(Fixed(chunks, threshold=0.6), 'smoke', seed=1)[2]
+    assert other['seed'] == 1 and (tmp_path / 'smoke' / 'grounded_dpo_pipeline_s1' / 'model.safetensors').is_file()
+    with pytest.raises(ValueError, match='seed'): G.grounded_pipeline_dpo_stage(Fixed(chunks), 'smoke', seed=-1)
 
 
 def _post(port, body: bytes):
