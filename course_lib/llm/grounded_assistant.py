@@ -38,7 +38,8 @@ __all__ = ['GROUNDED_SYSTEM', 'REFUSAL_TEXT', 'MAX_PASSAGE_CHARS', 'CUES', 'KEYW
 
 # %% ../../nbs/72_grounded_assistant.ipynb 4
 def grounded_sizes(profile: str | None = None) -> dict:
-    "Settings of the grounded stages per profile: training conversations, steps, batch, lr, reply tokens, DPO, requests."
+    """Settings of the grounded stages per profile: training conversations, steps, batch, lr, reply tokens, DPO, served
+    requests, and the pipeline DPO stage (training questions, steps, beta, lr; its batch is dpo_batch)."""
     return {'smoke': dict(n_train=600, steps=60, batch=8, lr=1e-3, max_new_tokens=48, dpo_pairs=64, dpo_steps=10,
                           dpo_batch=4, beta=0.1, dpo_lr=1e-4, n_requests=6, pipe_questions=120, pipe_steps=20,
                           pipe_beta=0.3, pipe_lr=1e-4),
@@ -657,12 +658,13 @@ def grounded_pipeline_dpo_stage(retriever, profile: str | None = None, device=No
     """The grounded SFT model after DPO on `pipeline_pairs` of `retriever` with the exact lookup (gate: the retriever's
     threshold), saved in assistant_dir()/grounded_dpo_pipeline (`seed` > 0: grounded_dpo_pipeline_s{seed}; the seed
     draws the training questions and the batches). (model, tokenizer, meta)."""
+    if seed < 0: raise ValueError(f"seed must be >= 0, got {seed}")
     g = grounded_sizes(profile)
     chunks = list(retriever.chunks)
     policy, tok, start = grounded_stage(profile, chunks, device, progress)
-    if seed < 0: raise ValueError(f"seed must be >= 0, got {seed}")
     folder = assistant_dir(profile) / ('grounded_dpo_pipeline' + (f'_s{seed}' if seed else ''))
-    expect = {'stage': 'grounded_dpo_pipeline', 'seed': seed, 'dpo': {k: g[k] for k in PIPELINE_KEYS}, 'shop_like': list(SHOP_LIKE_TRAIN),
+    expect = {'stage': 'grounded_dpo_pipeline', 'seed': seed, 'dpo': {k: g[k] for k in PIPELINE_KEYS},
+              'shop_like': list(SHOP_LIKE_TRAIN),
               'retriever': [getattr(retriever, 'kind', type(retriever).__name__), getattr(retriever, 'threshold', None)],
               'start_meta': stage_fingerprint(start)}
     if (found := load_stage(folder, expect, device)) is not None: return found
